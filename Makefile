@@ -1,0 +1,119 @@
+# krsi: `make demo` and `make test` each do all their own set-up on a fresh
+# Debian machine (as root): Debian packages, npm ci (which builds the native
+# binding), the BPF objects, the TypeScript, and the VM kernels on first use.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DELETE_ON_ERROR:
+MAKEFLAGS += --no-builtin-rules
+
+ARCH ?= x86
+CLANG ?= clang
+BPFTOOL ?= bpftool
+VM_KERNELS ?= 6.1 6.12
+
+BPF_INCLUDES := $(wildcard bpf/include/*.h bpf/lib/*.h)
+# Every hook's program is one bpf/hooks/*.bpf.c; they are linked into one
+# object, krsi.bpf.o, so that they share maps (bpf/lib/maps.h).
+HOOK_SRCS := $(wildcard bpf/hooks/*.bpf.c)
+HOOK_OBJS := $(patsubst bpf/hooks/%.bpf.c,build/bpf/hooks/%.o,$(HOOK_SRCS))
+# Objects of their own: the doctor's feature probes, test-only programs.
+SOLO_SRCS := $(wildcard bpf/*.bpf.c bpf/testdata/*.bpf.c)
+BPF_OBJS := build/bpf/krsi.bpf.o $(patsubst bpf/%.bpf.c,build/bpf/%.bpf.o,$(SOLO_SRCS))
+BPF_CFLAGS := -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) -Ibpf/include -Ibpf/lib
+NATIVE_SRCS := $(wildcard native/src/*.cc native/src/*.h) native/binding.gyp
+NATIVE_ADDON := native/build/Release/krsi_native.node
+TS_SRCS := $(shell find src -name '*.ts')
+STAMPS := .stamps
+
+UNIT_TESTS = $(shell find test/unit -name '*.test.ts' | sort)
+HOST_TESTS = $(shell find test/host -name '*.test.ts' | sort)
+VM_TESTS = $(shell find test/vm -name '*.test.ts' | sort)
+
+.PHONY: all setup build bpf native ts test test-unit test-host test-vm demo abi vmlinux clean typecheck
+
+all: build
+
+# --- set-up -----------------------------------------------------------------
+$(STAMPS)/apt: scripts/setup-host.sh
+	@mkdir -p $(STAMPS)
+	./scripts/setup-host.sh
+	@touch $@
+
+# npm ci also runs node-gyp (package.json "install"), which needs libbpf-dev.
+node_modules/.package-lock.json: package.json package-lock.json $(STAMPS)/apt
+	npm ci --no-audit --no-fund --foreground-scripts
+	@touch $@
+
+setup: $(STAMPS)/apt node_modules/.package-lock.json
+
+# --- build ------------------------------------------------------------------
+build: bpf native ts
+
+bpf: $(BPF_OBJS)
+
+# -g gives the objects the BTF that CO-RE and our ABI check need; bpftool gen
+# object links them, drops the DWARF and keeps the BTF.
+build/bpf/hooks/%.o: bpf/hooks/%.bpf.c $(BPF_INCLUDES) $(STAMPS)/apt
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+build/bpf/krsi.bpf.o: $(HOOK_OBJS)
+	$(BPFTOOL) gen object $@ $^
+
+build/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_INCLUDES) $(STAMPS)/apt
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp.o
+	$(BPFTOOL) gen object $@ $@.tmp.o
+	@rm -f $@.tmp.o
+
+native: $(NATIVE_ADDON)
+
+$(NATIVE_ADDON): $(NATIVE_SRCS) node_modules/.package-lock.json
+	npm run install --foreground-scripts
+	@touch $@
+
+ts: dist/.stamp
+
+dist/.stamp: $(TS_SRCS) tsconfig.json tsconfig.build.json node_modules/.package-lock.json
+	npx tsc -p tsconfig.build.json
+	@touch $@
+
+typecheck: node_modules/.package-lock.json
+	npx tsc -p tsconfig.json --noEmit
+
+# Regenerate the TypeScript decoders from the compiled objects' BTF.
+abi: bpf node_modules/.package-lock.json
+	npx tsx scripts/gen-abi.ts
+
+# Regenerate the pinned vmlinux.h from the oldest supported kernel's BTF.
+vmlinux: build
+	./scripts/gen-vmlinux.sh
+
+# --- test -------------------------------------------------------------------
+test: build typecheck
+	@echo "== unit tests (host)"
+	node --import tsx --test $(UNIT_TESTS)
+	@echo "== host kernel tests (tracepoint programs, the binding)"
+	node --import tsx --test $(HOST_TESTS)
+	@for k in $(VM_KERNELS); do \
+		echo "== VM end-to-end tests on Linux $$k"; \
+		./bin/krsi vm --kernel $$k -- node --import tsx --test $(VM_TESTS) || exit $$?; \
+	done
+
+test-unit: build
+	node --import tsx --test $(UNIT_TESTS)
+
+test-host: build
+	node --import tsx --test $(HOST_TESTS)
+
+test-vm: build
+	@for k in $(VM_KERNELS); do \
+		./bin/krsi vm --kernel $$k -- node --import tsx --test $(VM_TESTS) || exit $$?; \
+	done
+
+# --- demo -------------------------------------------------------------------
+demo: build
+	./demo/run.sh
+
+clean:
+	rm -rf build dist dist-check native/build $(STAMPS)

@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* What every krsi BPF program includes: kernel types (CO-RE), libbpf's
+ * helpers, the shared ABI, and the few kernel constants vmlinux.h lacks. */
+#ifndef KRSI_COMMON_H
+#define KRSI_COMMON_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "events.h"
+
+/* errno values and task flags are macros in the kernel, so BTF lacks them. */
+#define EPERM 1
+#define PF_KTHREAD 0x00200000
+
+#endif /* KRSI_COMMON_H */

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Maps shared by every hook.  Each hook under bpf/hooks/ includes this header and
+ * the objects are statically linked into one krsi.bpf.o (bpftool gen object);
+ * the definitions are __weak so the linker keeps one of each.
+ */
+#ifndef KRSI_MAPS_H
+#define KRSI_MAPS_H
+
+#include "common.h"
+
+/*
+ * Two rings, so that telemetry cannot starve decisions: a flood of allowed
+ * execs fills `events`, while denials and kills travel on `decisions`.  User
+ * space may resize both before load; sizes must be powers of two and page
+ * multiples.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} events SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} decisions SEC(".maps") __weak;
+
+/* Per-CPU so that counting never contends and never loses an increment. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KRSI_HOOK_COUNT);
+	__type(key, __u32);
+	__type(value, struct krsi_hook_stats);
+} counters SEC(".maps") __weak;
+
+static __always_inline struct krsi_hook_stats *hook_stats(__u32 hook)
+{
+	return bpf_map_lookup_elem(&counters, &hook);
+}
+
+/*
+ * Writes a record to a ring and accounts for it.  A full ring loses the
+ * record, never the decision: callers decide first and emit afterwards.
+ */
+static __always_inline void emit(void *ring, struct krsi_hook_stats *stats,
+				 void *record, __u64 size)
+{
+	if (bpf_ringbuf_output(ring, record, size, 0) == 0) {
+		if (stats)
+			stats->emitted++;
+	} else if (stats) {
+		stats->dropped++;
+	}
+}
+
+#endif /* KRSI_MAPS_H */

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The demo scenario: start the agent denying one binary, run a few commands,
+# try the denied binary under its own name and through a symlink, run a copy
+# of it, stop the agent, and show what it saw.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+dir=$(mktemp -d /tmp/krsi-demo.XXXXXX)
+cp /usr/bin/true "$dir/vulnerable-tool"
+ln -s "$dir/vulnerable-tool" "$dir/innocent-name"
+cp /usr/bin/true "$dir/patched-tool"
+
+bold='' plain=''
+if [[ -t 1 && -z ${NO_COLOR:-} ]]; then bold=$'\033[1m' plain=$'\033[0m'; fi
+step() { printf '\n%s$ %s%s\n' "$bold" "$*" "$plain"; }
+
+./bin/krsi run --deny-exec "$dir/vulnerable-tool" --format text >"$dir/events.txt" 2>"$dir/agent.log" &
+agent=$!
+# Wait with shell builtins only, so the wait adds no exec events of its own.
+for ((i = 0; i < 600; i++)); do
+	[[ -s "$dir/events.txt" && $(<"$dir/events.txt") == *"agent ready"* ]] && break
+	kill -0 "$agent" 2>/dev/null || { cat "$dir/agent.log" >&2; exit 1; }
+	read -rt 0.1 <> <(:) || :
+done
+echo "krsi is running (pid $agent) and denies exec of $dir/vulnerable-tool by device and inode."
+
+step uname -sr
+uname -sr
+step id -un
+id -un
+step "$dir/vulnerable-tool"
+"$dir/vulnerable-tool" || echo "-> refused with exit status $? (the kernel returned EPERM)"
+step "$dir/innocent-name    # a symlink to it"
+"$dir/innocent-name" || echo "-> refused too: same file, another name"
+step "$dir/patched-tool     # a copy: another file"
+"$dir/patched-tool" && echo "-> runs"
+
+kill -TERM "$agent"
+wait "$agent"
+
+printf '\n%sWhat krsi reported (one line per event; `krsi run` prints JSON lines by default):%s\n' "$bold" "$plain"
+cat "$dir/events.txt"
+rm -rf "$dir"

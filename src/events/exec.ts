@@ -1,0 +1,71 @@
+// Exec records (struct krsi_exec_event) into exec events.
+import {
+  KRSI_DECISION_DENY,
+  KRSI_EXEC_ARGV_TRUNCATED,
+  KRSI_EXEC_ARGV_UNREADABLE,
+  KRSI_EXEC_FILENAME_TRUNCATED,
+  KRSI_EXEC_PATH_UNRESOLVED,
+  decodeKrsiExecEvent,
+  type KrsiTask,
+} from '../abi/generated.js';
+import type { EventClock } from './clock.js';
+import { isoNs } from './clock.js';
+import { formatDevice, fromKernelDev } from './devices.js';
+import { SCHEMA_VERSION, type ExecEvent, type ProcessInfo } from './schema.js';
+import { cString, decodeText, splitNulTerminated } from './text.js';
+
+export function decodeProcess(task: KrsiTask): ProcessInfo {
+  const comm = decodeText(cString(task.comm));
+  return {
+    pid: task.tgid,
+    tid: task.pid,
+    ppid: task.ppid,
+    uid: task.uid,
+    gid: task.gid,
+    euid: task.euid,
+    egid: task.egid,
+    comm: comm.text,
+    ...(comm.base64 === undefined ? {} : { comm_base64: comm.base64 }),
+    cgroup_id: task.cgroupId.toString(),
+    start_boottime_ns: task.startNs.toString(),
+  };
+}
+
+export function decodeExecRecord(view: DataView, clock: EventClock): ExecEvent {
+  const raw = decodeKrsiExecEvent(view);
+  const { data } = raw;
+  // Lengths come from the kernel and are trusted only as far as the bytes
+  // that actually arrived: a short record yields short fields, not a throw.
+  const pathEnd = Math.min(raw.pathLen, data.length);
+  const filenameEnd = Math.min(pathEnd + raw.filenameLen, data.length);
+  const argsEnd = Math.min(filenameEnd + raw.argsLen, data.length);
+
+  const path = decodeText(cString(data.subarray(0, pathEnd)));
+  const filename = decodeText(cString(data.subarray(pathEnd, filenameEnd)));
+  const args = splitNulTerminated(data.subarray(filenameEnd, argsEnd)).map(decodeText);
+  const lossyArgs = args.some((a) => a.base64 !== undefined);
+
+  return {
+    schema: SCHEMA_VERSION,
+    kind: 'exec',
+    time: isoNs(clock.wallNs(raw.hdr.timeNs)),
+    decision: raw.decision === KRSI_DECISION_DENY ? 'denied' : 'allowed',
+    rule: raw.ruleId === 0 ? null : { id: raw.ruleId },
+    process: decodeProcess(raw.task),
+    exec: {
+      path: path.text,
+      ...(path.base64 === undefined ? {} : { path_base64: path.base64 }),
+      path_unresolved: (raw.flags & KRSI_EXEC_PATH_UNRESOLVED) !== 0,
+      filename: filename.text,
+      ...(filename.base64 === undefined ? {} : { filename_base64: filename.base64 }),
+      filename_truncated: (raw.flags & KRSI_EXEC_FILENAME_TRUNCATED) !== 0,
+      dev: formatDevice(fromKernelDev(raw.dev)),
+      ino: raw.ino.toString(),
+      argc: raw.argc,
+      argv: args.map((a) => a.text),
+      ...(lossyArgs ? { argv_base64: args.map((a) => a.base64 ?? null) } : {}),
+      argv_truncated: (raw.flags & KRSI_EXEC_ARGV_TRUNCATED) !== 0 || (args.length < raw.argc && (raw.flags & KRSI_EXEC_ARGV_UNREADABLE) === 0),
+      argv_unreadable: (raw.flags & KRSI_EXEC_ARGV_UNREADABLE) !== 0,
+    },
+  };
+}
