@@ -132,22 +132,18 @@ function isDirectory(path: string): boolean {
 }
 
 /**
- * The scratch tmpfs mounts for a run from `cwd`. A directory that contains the
- * working directory keeps the host's (read-only) content: hiding it would
- * leave the command nowhere to start.
+ * The scratch tmpfs mounts for a run from `cwd`. When a scratch directory
+ * contains the working directory (a checkout under /tmp, as CI may make), the
+ * tmpfs still goes on, and the working directory is carried through it: bound
+ * aside before, moved back onto an empty directory of the same path after.
  */
 export function scratchMounts(
   cwd: string,
   directoryExists: (path: string) => boolean = isDirectory,
-): { mounts: ScratchMount[]; keptReadOnly: string[] } {
-  const mounts: ScratchMount[] = [];
-  const keptReadOnly: string[] = [];
-  for (const candidate of SCRATCH_CANDIDATES) {
-    if (!directoryExists(candidate.path)) continue;
-    if (isSameOrInside(cwd, candidate.path)) keptReadOnly.push(candidate.path);
-    else mounts.push(candidate);
-  }
-  return { mounts, keptReadOnly };
+): { mounts: ScratchMount[]; carried: string[] } {
+  const mounts = SCRATCH_CANDIDATES.filter((c) => directoryExists(c.path));
+  const carried = mounts.some((m) => isSameOrInside(cwd, m.path) && m.path !== cwd) ? [cwd] : [];
+  return { mounts: mounts.filter((m) => m.path !== cwd), carried };
 }
 
 // --- the scripts -------------------------------------------------------------
@@ -166,6 +162,8 @@ export interface SetupOptions {
   /** The host's (empty) lib/modules directory, resolved through the /lib symlink. */
   readonly modulesMountPoint: string;
   readonly scratch: readonly ScratchMount[];
+  /** Host directories under a scratch directory that stay visible (read-only) through its tmpfs. */
+  readonly carried?: readonly string[];
   readonly writableShares: readonly WritableShare[];
 }
 
@@ -194,9 +192,16 @@ export function setupScript(options: SetupOptions): string {
     '# Module autoload runs this helper in the initial root, which becomes the host root.',
     '[ -x /newroot/sbin/modprobe ] && echo /sbin/modprobe > /newroot/proc/sys/kernel/modprobe',
     '',
-    '# Writable scratch space over the read-only host root.',
+    '# Writable scratch space over the read-only host root; the working directory,',
+    '# if it lies below, is set aside in the initramfs and carried through.',
+    ...(options.carried ?? []).map(
+      (c, i) => `$bb mkdir -p /carried/${i} && $bb mount --bind ${r(c)} /carried/${i} || fail "cannot set ${inDoubleQuotes(c)} aside"`,
+    ),
     ...options.scratch.map(
       (s) => `$bb mount -t tmpfs -o mode=${s.mode},nosuid,nodev tmpfs ${r(s.path)} || fail "cannot mount tmpfs on ${inDoubleQuotes(s.path)}"`,
+    ),
+    ...(options.carried ?? []).map(
+      (c, i) => `$bb mkdir -p ${r(c)} && $bb mount --move /carried/${i} ${r(c)} || fail "cannot carry ${inDoubleQuotes(c)} through the scratch tmpfs"`,
     ),
     '',
     '# Kernel filesystems the agent and its tests use.',

@@ -124,10 +124,7 @@ export async function runInVm(options: VmRunOptions): Promise<number> {
   requireTool('qemu-system-x86_64');
   const { kernel, initramfs } = await prepareVm(series, progress);
   const modulesMountPoint = ensureModulesMountPoint();
-  const { mounts: scratch, keptReadOnly } = scratchMounts(cwd);
-  for (const dir of keptReadOnly) {
-    log.warn({ dir, cwd }, `${dir} stays read-only in the VM (no scratch tmpfs) because the working directory is inside it`);
-  }
+  const { mounts: scratch, carried } = scratchMounts(cwd);
   if (!existsSync(cwd)) throw new CliError(`the working directory ${cwd} does not exist`, ExitCode.usage);
 
   const token = randomBytes(8).toString('hex');
@@ -139,7 +136,7 @@ export async function runInVm(options: VmRunOptions): Promise<number> {
   try {
     await writeFile(
       join(runDir, SETUP_NAME),
-      setupScript({ kernelVersion: kernel.version, modulesDir: kernel.modulesDir, modulesMountPoint, scratch, writableShares: shares }),
+      setupScript({ kernelVersion: kernel.version, modulesDir: kernel.modulesDir, modulesMountPoint, scratch, carried, writableShares: shares }),
     );
     await writeFile(join(runDir, STAGE2_NAME), stage2Script({ token, env, cwd, command: options.command }));
     progress(`booting Linux ${series} (${kernel.version}, ${accel.toUpperCase()})…`);

@@ -153,14 +153,31 @@ test('--env refuses names that are not shell variable names', () => {
   }
 });
 
-test('scratch tmpfs: existing directories only, never over the working directory', () => {
+test('scratch tmpfs: existing directories only; a working directory below one is carried through', () => {
   const exists = (p: string): boolean => ['/tmp', '/var/tmp', '/root', '/var/log'].includes(p);
   const fromWork = scratchMounts('/work/main', exists);
   assert.deepEqual(fromWork.mounts.map((m) => m.path), ['/tmp', '/var/tmp', '/root', '/var/log']);
-  assert.deepEqual(fromWork.keptReadOnly, []);
-  const fromRoot = scratchMounts('/root/krsi', exists);
-  assert.deepEqual(fromRoot.keptReadOnly, ['/root']);
-  assert.ok(!fromRoot.mounts.some((m) => m.path === '/root'));
-  assert.deepEqual(scratchMounts('/tmpfoo', exists).keptReadOnly, [], '/tmpfoo is not inside /tmp');
-  assert.equal(scratchMounts('/tmp', exists).keptReadOnly[0], '/tmp');
+  assert.deepEqual(fromWork.carried, []);
+  const fromTmp = scratchMounts('/tmp/ci/krsi', exists);
+  assert.deepEqual(fromTmp.carried, ['/tmp/ci/krsi']);
+  assert.ok(fromTmp.mounts.some((m) => m.path === '/tmp'), '/tmp is still writable');
+  assert.deepEqual(scratchMounts('/tmpfoo', exists).carried, [], '/tmpfoo is not inside /tmp');
+  const atTmp = scratchMounts('/tmp', exists);
+  assert.deepEqual(atTmp.carried, []);
+  assert.ok(!atTmp.mounts.some((m) => m.path === '/tmp'), 'the working directory itself is never hidden');
+});
+
+test('the set-up sets a carried working directory aside before the tmpfs and moves it back after', () => {
+  const script = setupScript({
+    kernelVersion: '6.1.0-56-amd64',
+    modulesDir: '/cache/lib/modules/6.1.0-56-amd64',
+    modulesMountPoint: '/usr/lib/modules',
+    scratch: [{ path: '/tmp', mode: '1777' }],
+    carried: ['/tmp/ci run/krsi'],
+    writableShares: [],
+  });
+  const aside = script.indexOf("mount --bind /newroot'/tmp/ci run/krsi' /carried/0");
+  const tmp = script.indexOf('tmpfs /newroot/tmp');
+  const back = script.indexOf("mount --move /carried/0 /newroot'/tmp/ci run/krsi'");
+  assert.ok(aside > 0 && tmp > aside && back > tmp, script);
 });
