@@ -29,7 +29,7 @@ UNIT_TESTS = $(shell find test/unit -name '*.test.ts' | sort)
 HOST_TESTS = $(shell find test/host -name '*.test.ts' | sort)
 VM_TESTS = $(shell find test/vm -name '*.test.ts' | sort)
 
-.PHONY: all setup build bpf native ts test test-unit test-host test-vm demo abi vmlinux clean typecheck
+.PHONY: all setup build bpf native ts kernels test test-unit test-host test-vm demo abi vmlinux clean typecheck
 
 all: build
 
@@ -45,6 +45,11 @@ node_modules/.package-lock.json: package.json package-lock.json $(STAMPS)/apt
 	@touch $@
 
 setup: $(STAMPS)/apt node_modules/.package-lock.json
+
+# Debian's kernels for the VM suites, fetched once into the cache
+# ($$KRSI_CACHE_DIR, default /var/cache/krsi); instant when already there.
+kernels: ts
+	./bin/krsi vm --fetch-only
 
 # --- build ------------------------------------------------------------------
 build: bpf native ts
@@ -90,7 +95,7 @@ vmlinux: build
 	./scripts/gen-vmlinux.sh
 
 # --- test -------------------------------------------------------------------
-test: build typecheck
+test: build typecheck kernels
 	@echo "== unit tests (host)"
 	node --import tsx --test $(UNIT_TESTS)
 	@echo "== host kernel tests (tracepoint programs, the binding)"
@@ -106,7 +111,7 @@ test-unit: build
 test-host: build
 	node --import tsx --test $(HOST_TESTS)
 
-test-vm: build
+test-vm: build kernels
 	@for k in $(VM_KERNELS); do \
 		./bin/krsi vm --kernel $$k -- node --import tsx --test $(VM_TESTS) || exit $$?; \
 	done

@@ -5,6 +5,10 @@ import { CliError, ExitCode } from './exit-codes.js';
 import { registerCommands } from './commands/index.js';
 
 export async function main(argv: readonly string[]): Promise<number> {
+  // `krsi … | head`: a closed stdout ends the output, not with a stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
   const program = new Command('krsi')
     .description('Kernel runtime security instrumentation on BPF LSM hooks')
     .showHelpAfterError()

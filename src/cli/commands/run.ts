@@ -56,12 +56,14 @@ async function run(opts: RunOptions): Promise<number> {
   write(agent.lifecycleEvent('ready'));
   log.info({ programs: agent.programs, denied: agent.denied.map((d) => d.path) }, 'attached');
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+  const reason = await new Promise<string>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
+    // The reader of the event stream went away (`krsi run | head`).
+    process.stdout.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'stdout error'));
   });
-  log.info({ signal }, 'stopping');
+  log.info({ reason }, 'stopping');
   const final = agent.stop();
-  if (final) write(final);
+  if (final && process.stdout.writable) write(final);
   return ExitCode.ok;
 }
