@@ -14,8 +14,8 @@ VM_KERNELS ?= 6.1 6.12
 BPF_INCLUDES := $(wildcard bpf/include/*.h bpf/lib/*.h)
 # Every hook's program is one bpf/hooks/*.bpf.c; they are linked into one
 # object, krsi.bpf.o, so that they share maps (bpf/lib/maps.h).
-HOOK_SRCS := $(wildcard bpf/hooks/*.bpf.c)
-HOOK_OBJS := $(patsubst bpf/hooks/%.bpf.c,build/bpf/hooks/%.o,$(HOOK_SRCS))
+HOOK_SRCS := $(wildcard bpf/hooks/*.bpf.c bpf/lib/*.bpf.c)
+HOOK_OBJS := $(patsubst bpf/%.bpf.c,build/bpf/%.o,$(HOOK_SRCS))
 # Objects of their own: the doctor's feature probes, test-only programs.
 SOLO_SRCS := $(wildcard bpf/*.bpf.c bpf/testdata/*.bpf.c)
 BPF_OBJS := build/bpf/krsi.bpf.o $(patsubst bpf/%.bpf.c,build/bpf/%.bpf.o,$(SOLO_SRCS))
@@ -29,7 +29,8 @@ UNIT_TESTS = $(shell find test/unit -name '*.test.ts' | sort)
 HOST_TESTS = $(shell find test/host -name '*.test.ts' | sort)
 VM_TESTS = $(shell find test/vm -name '*.test.ts' | sort)
 
-.PHONY: all setup build bpf native ts kernels test test-unit test-host test-vm demo abi vmlinux clean typecheck
+
+.PHONY: all setup build bpf native ts kernels docs test-fixtures test test-unit test-host test-vm demo abi vmlinux clean typecheck
 
 all: build
 
@@ -58,7 +59,7 @@ bpf: $(BPF_OBJS)
 
 # -g gives the objects the BTF that CO-RE and our ABI check need; bpftool gen
 # object links them, drops the DWARF and keeps the BTF.
-build/bpf/hooks/%.o: bpf/hooks/%.bpf.c $(BPF_INCLUDES) $(STAMPS)/apt
+build/bpf/%.o: bpf/%.bpf.c $(BPF_INCLUDES) $(STAMPS)/apt
 	@mkdir -p $(dir $@)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
@@ -90,12 +91,32 @@ typecheck: node_modules/.package-lock.json
 abi: bpf node_modules/.package-lock.json
 	npx tsx scripts/gen-abi.ts
 
+# Regenerate schema/policy.schema.json and docs/policy.md (from
+# docs/policy.template.md, src/policy/schema.ts and policies/examples/).
+docs: node_modules/.package-lock.json
+	npx tsx scripts/gen-policy-schema.ts
+	npx tsx scripts/gen-policy-docs.ts
+
 # Regenerate the pinned vmlinux.h from the oldest supported kernel's BTF.
 vmlinux: build
 	./scripts/gen-vmlinux.sh
 
 # --- test -------------------------------------------------------------------
-test: build typecheck kernels
+# Native helpers the end-to-end tests run in the VM (built on the host, which
+# the VM shares).
+TEST_FIXTURES := build/test/preload.so build/test/fsmount
+
+build/test/preload.so: test/fixtures/preload.c
+	@mkdir -p $(dir $@)
+	$(CC) -shared -fPIC -O2 -Wall -Werror -o $@ $<
+
+build/test/fsmount: test/fixtures/fsmount.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Werror -o $@ $<
+
+test-fixtures: $(TEST_FIXTURES)
+
+test: build typecheck kernels test-fixtures
 	@echo "== unit tests (host)"
 	node --import tsx --test $(UNIT_TESTS)
 	@echo "== host kernel tests (tracepoint programs, the binding)"
@@ -111,7 +132,7 @@ test-unit: build
 test-host: build
 	node --import tsx --test $(HOST_TESTS)
 
-test-vm: build kernels
+test-vm: build kernels test-fixtures
 	@for k in $(VM_KERNELS); do \
 		./bin/krsi vm --kernel $$k -- node --import tsx --test $(VM_TESTS) || exit $$?; \
 	done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The demo scenario: start the agent denying one binary, run a few commands,
-# try the denied binary under its own name and through a symlink, run a copy
-# of it, stop the agent, and show what it saw.
+# The demo scenario: start the agent with a policy that denies one binary by
+# identity (device and inode), run a few commands, try the denied binary
+# under its own name and through a symlink, run a copy of it, stop the
+# agent, and show what it saw.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +15,23 @@ bold='' plain=''
 if [[ -t 1 && -z ${NO_COLOR:-} ]]; then bold=$'\033[1m' plain=$'\033[0m'; fi
 step() { printf '\n%s$ %s%s\n' "$bold" "$*" "$plain"; }
 
-./bin/krsi run --deny-exec "$dir/vulnerable-tool" --format text >"$dir/events.txt" 2>"$dir/agent.log" &
+# The file's device (major:minor) and inode, as stat(1) gives them.
+read -r major minor ino < <(stat -c '%Hd %Ld %i' "$dir/vulnerable-tool")
+cat >"$dir/policy.yaml" <<EOF
+apiVersion: krsi.dev/v1
+kind: Policy
+metadata: { name: demo }
+spec:
+  rules:
+    - name: deny-vulnerable-tool
+      hook: exec
+      match:
+        binary:
+          inode: [{ dev: "$major:$minor", ino: $ino }]
+      action: deny
+EOF
+./bin/krsi run --policy "$dir/policy.yaml" --lists "$dir/lists.json" --socket "$dir/krsi.sock" \
+	--format text >"$dir/events.txt" 2>"$dir/agent.log" &
 agent=$!
 # Wait with shell builtins only, so the wait adds no exec events of its own.
 for ((i = 0; i < 600; i++)); do
@@ -22,7 +39,8 @@ for ((i = 0; i < 600; i++)); do
 	kill -0 "$agent" 2>/dev/null || { cat "$dir/agent.log" >&2; exit 1; }
 	read -rt 0.1 <> <(:) || :
 done
-echo "krsi is running (pid $agent) and denies exec of $dir/vulnerable-tool by device and inode."
+echo "krsi is running (pid $agent) with this policy:"
+sed 's/^/    /' "$dir/policy.yaml"
 
 step uname -sr
 uname -sr

@@ -10,7 +10,8 @@
         "src/program.cc",
         "src/map.cc",
         "src/link.cc",
-        "src/ringbuf.cc"
+        "src/ringbuf.cc",
+        "src/system.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -1,15 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Exec: the first signal and the first mitigation.
+ * Exec: the policy's exec hook, the binary classes of every new image, and
+ * an event for every exec.
  *
- * bprm_check_security decides: an exec of a file whose identity (dev, inode)
- * is in deny_exec fails with -EPERM, whatever name, hard link or symlink it
- * is run through, and a denial record goes to the decisions ring.
+ * bprm_check_security decides.  It evaluates the exec rules against the
+ * file about to run (its path, identity and IMA digest), the caller's ids,
+ * cgroup and lineage, and the environment the caller passes; a deny returns
+ * -EPERM (and a kill also sends SIGKILL to the caller), a secureexec sets
+ * AT_SECURE for the new image.  The decision is kept in the task's context.
  *
- * bprm_committed_creds reports every exec that happened, after the point of
- * no return, when current already runs the new image: its credentials, its
- * comm and its argv (read from the new stack, where the kernel has just
- * copied it) are the ones the process really has.
+ * bprm_committed_creds runs after the point of no return, when current
+ * already runs the new image: it records the image's binary classes (what
+ * the binary, parent and ancestor selectors of every hook will see) and
+ * reports the exec with the decision that let it through.  Its credentials,
+ * comm and argv (read from the new stack) are the ones the process really has.
  *
  * Both programs are non-sleepable: every user page they read was touched by
  * the kernel during this very exec, so non-faulting reads succeed, and a
@@ -17,22 +21,18 @@
  */
 #include "common.h"
 #include "maps.h"
+#include "policy.h"
 #include "task.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* Emit allowed execs on the events ring (denials are always emitted). */
+/* Emit allowed execs on the events ring (noteworthy ones are always emitted). */
 const volatile __u32 cfg_emit_allowed = 1;
 /* Bytes of argv strings an event carries, at most KRSI_ARGS_MAX. */
 const volatile __u32 cfg_args_max = KRSI_ARGS_MAX;
 
-/* Files whose exec is denied; the value is the rule id reported in events. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct krsi_inode_key);
-	__type(value, __u32);
-} deny_exec SEC(".maps");
+#define BPF_F_BPRM_SECUREEXEC (1ULL << 0)
+#define SIGKILL 9
 
 /* Scratch record: too large for the 512-byte BPF stack. */
 struct {
@@ -97,69 +97,103 @@ static __always_inline int append_arg(struct krsi_exec_event *e, __u64 base,
 	return 0;
 }
 
+/*
+ * argv is read in bpf_loop() callbacks: the verifier checks a callback once,
+ * whatever state the caller is in, where an inline loop would be walked
+ * iteration by iteration for every path through the policy code before it.
+ */
+struct argv_walk {
+	struct krsi_exec_event *e;
+	__u64 base;
+	__u64 len;
+	const char *next;		/* the new image: strings laid end to end */
+	const char *const *argv;	/* the caller: an array of pointers */
+};
+
+static long new_argv_step(__u32 i, void *ctx)
+{
+	struct argv_walk *w = ctx;
+	__u64 start = w->len;
+
+	if (i >= w->e->argc)
+		return 1;
+	if (append_arg(w->e, w->base, &w->len, w->next))
+		return 1;
+	w->next += w->len - start;
+	return 0;
+}
+
 /* argv of the new image: argc NUL-terminated strings from bprm->p on. */
 static __always_inline __u64 read_new_argv(struct krsi_exec_event *e, __u64 base,
 					   struct linux_binprm *bprm)
 {
-	const char *p = (const char *)bprm->p;
-	__u64 len = 0;
-	__u64 start;
-	int i;
+	struct argv_walk w = { .e = e, .base = base, .next = (const char *)bprm->p };
 
-	for (i = 0; i < KRSI_ARGV_MAX && i < e->argc; i++) {
-		start = len;
-		if (append_arg(e, base, &len, p))
-			break;
-		p += len - start;
-	}
-	return len;
+	bpf_loop(KRSI_ARGV_MAX, new_argv_step, &w, 0);
+	return w.len;
 }
 
 /*
- * argv as the caller passed it, for an exec denied before the new image
- * exists: the pointer array the execve/execveat syscall received, read from
- * the caller's registers at syscall entry.  Only x86-64's native syscalls are
- * understood; anything else (compat, a kernel-initiated exec) is reported as
- * unreadable, not guessed at.
+ * The argv and envp pointer arrays the execve/execveat syscall received,
+ * from the caller's registers at syscall entry, for an exec that has no new
+ * image yet.  Only x86-64's native syscalls are understood; anything else
+ * (compat, a kernel-initiated exec) leaves both NULL, never guessed at.
  */
-static __always_inline __u64 read_caller_argv(struct krsi_exec_event *e, __u64 base)
+static __always_inline void caller_vectors(const char *const **argv, const char *const **envp)
 {
-	const char *const *argv = 0;
-	const char *arg;
-	__u64 len = 0;
-	int i;
-
+	*argv = 0;
+	*envp = 0;
 #if defined(__TARGET_ARCH_x86)
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 
-	if (!(task->flags & PF_KTHREAD)) {
-		if (regs->orig_ax == 59)	/* __NR_execve */
-			argv = (const char *const *)regs->si;
-		else if (regs->orig_ax == 322)	/* __NR_execveat */
-			argv = (const char *const *)regs->dx;
+	if (task->flags & PF_KTHREAD)
+		return;
+	if (regs->orig_ax == 59) {		/* __NR_execve */
+		*argv = (const char *const *)regs->si;
+		*envp = (const char *const *)regs->dx;
+	} else if (regs->orig_ax == 322) {	/* __NR_execveat */
+		*argv = (const char *const *)regs->dx;
+		*envp = (const char *const *)regs->r10;
 	}
 #endif
-	if (!argv) {
+}
+
+static long caller_argv_step(__u32 i, void *ctx)
+{
+	struct argv_walk *w = ctx;
+	const char *arg;
+
+	if (i >= w->e->argc)
+		return 1;
+	if (bpf_probe_read_user(&arg, sizeof(arg), &w->argv[i]) || !arg) {
+		w->e->flags |= KRSI_EXEC_ARGV_UNREADABLE;
+		return 1;
+	}
+	return append_arg(w->e, w->base, &w->len, arg);
+}
+
+static __always_inline __u64 read_caller_argv(struct krsi_exec_event *e, __u64 base)
+{
+	struct argv_walk w = { .e = e, .base = base };
+	const char *const *envp;
+
+	caller_vectors(&w.argv, &envp);
+	if (!w.argv) {
 		e->flags |= KRSI_EXEC_ARGV_UNREADABLE;
 		return 0;
 	}
-	for (i = 0; i < KRSI_ARGV_MAX && i < e->argc; i++) {
-		if (bpf_probe_read_user(&arg, sizeof(arg), &argv[i]) || !arg) {
-			e->flags |= KRSI_EXEC_ARGV_UNREADABLE;
-			break;
-		}
-		if (append_arg(e, base, &len, arg))
-			break;
-	}
-	return len;
+	bpf_loop(KRSI_ARGV_MAX, caller_argv_step, &w, 0);
+	return w.len;
 }
 
 /*
- * Fills everything but argv; returns the offset in data[] where argv goes.
+ * Resolves the executed file's path into st->path, where the policy looks for
+ * it, and fills everything of the record but argv and the policy reference;
+ * returns the offset in data[] where argv goes.
  */
-static __always_inline __u64 fill_exec(struct krsi_exec_event *e,
-				       struct linux_binprm *bprm, __u32 decision)
+static __always_inline __u64 fill_exec(struct krsi_exec_event *e, struct policy_eval *st,
+				       struct linux_binprm *bprm)
 {
 	struct file *file = bprm->file;
 	long n;
@@ -171,24 +205,24 @@ static __always_inline __u64 fill_exec(struct krsi_exec_event *e,
 	fill_task(&e->task);
 	e->ino = file->f_inode->i_ino;
 	e->dev = file->f_inode->i_sb->s_dev;
-	e->decision = decision;
 	e->flags = 0;
 	e->argc = bprm->argc;
 	e->args_len = 0;
 	e->args_count = 0;
-	e->rule_id = 0;
 	e->__pad = 0;
 
-	n = bpf_d_path((struct path *)&file->f_path, e->data, KRSI_PATH_MAX);
+	n = bpf_d_path(&file->f_path, st->path, KRSI_PATH_MAX);
 	if (n <= 0 || n > KRSI_PATH_MAX) {
 		e->flags |= KRSI_EXEC_PATH_UNRESOLVED;
 		n = 0;
 	}
+	st->path_len = n > 0 ? n - 1 : 0;
 	e->path_len = n;
-
 	barrier_var(n);
-	if (n > KRSI_PATH_MAX)
-		n = KRSI_PATH_MAX;
+	if (n > 0 && n <= KRSI_PATH_MAX)
+		bpf_probe_read_kernel(e->data, n, st->path);
+	else
+		n = 0;
 	{
 		const char *filename = bprm->filename;
 		long m = bpf_probe_read_kernel_str(&e->data[n], KRSI_FILENAME_MAX, filename);
@@ -212,62 +246,195 @@ static __always_inline __u64 exec_record_size(const struct krsi_exec_event *e)
 	return size > sizeof(*e) ? sizeof(*e) : size;
 }
 
+/*
+ * The binary selector (exec's, or the binary classes') against the file
+ * being executed: its identity, its IMA digest when one was taken, and its
+ * path (already in st->path).
+ */
+static __always_inline void binary_dim(struct policy_eval *st, struct krsi_exec_event *e,
+				       struct krsi_task_ctx *tctx)
+{
+	if (!krsi_policy_wants(KRSI_DIM_BINARY))
+		return;
+	st->value[0] = e->ino;
+	st->value[1] = e->dev;
+	st->value[2] = st->value[3] = 0;
+	krsi_policy_match_value(KRSI_DIM_BINARY);
+	if ((krsi_policy_dim_flags(KRSI_DIM_BINARY) & KRSI_DIMF_SHA256) && tctx &&
+	    tctx->hash_state == KRSI_HASH_VALID && tctx->hash_ino == e->ino &&
+	    tctx->hash_dev == e->dev) {
+		__builtin_memcpy(st->value, tctx->sha256, sizeof(st->value));
+		krsi_policy_match_value(KRSI_DIM_BINARY);
+	}
+	if (!(e->flags & KRSI_EXEC_PATH_UNRESOLVED))
+		krsi_policy_match_path(KRSI_DIM_BINARY);
+	krsi_policy_narrow(KRSI_DIM_BINARY);
+}
+
+/* Of two decisions on one exec (a script, then its interpreter), the one to keep. */
+static __always_inline int outranks(const struct krsi_policy_ref *a, const struct krsi_policy_ref *b)
+{
+	if (a->verdict != b->verdict)
+		return a->verdict == KRSI_VERDICT_DENY;
+	return policy_noteworthy(a) && !policy_noteworthy(b);
+}
+
 SEC("lsm/bprm_check_security")
 int BPF_PROG(exec_check, struct linux_binprm *bprm, int ret)
 {
 	struct krsi_hook_stats *stats = hook_stats(KRSI_HOOK_BPRM_CHECK);
-	struct krsi_inode_key key = {};
+	struct task_struct *task = bpf_get_current_task_btf();
+	const char *const *argv, *const *envp;
+	struct krsi_policy_ref ref = {};
+	struct krsi_task_ctx *tctx;
 	struct krsi_exec_event *e;
-	struct inode *inode;
+	struct policy_eval *st;
 	__u32 zero = 0;
-	__u32 *rule;
-	__u64 base;
+	__u64 base, size;
 
 	/* An earlier LSM program already refused: its decision stands. */
 	if (ret)
 		return ret;
 	if (stats)
 		stats->seen++;
-
-	inode = bprm->file->f_inode;
-	key.ino = inode->i_ino;
-	key.dev = inode->i_sb->s_dev;
-	rule = bpf_map_lookup_elem(&deny_exec, &key);
-	if (!rule)
+	e = bpf_map_lookup_elem(&exec_scratch, &zero);
+	st = policy_state();
+	if (!e || !st)
 		return 0;
+	tctx = bpf_task_storage_get(&task_ctx, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 
-	/* Decided: what follows only reports it, and cannot undo it. */
+	base = fill_exec(e, st, bprm);
+	if (krsi_policy_begin(KRSI_PHOOK_EXEC)) {
+		krsi_policy_ids();
+		krsi_policy_lineage(0);
+		binary_dim(st, e, tctx);
+		caller_vectors(&argv, &envp);
+		krsi_policy_env((__u64)envp);
+	}
+	krsi_policy_decide();
+	ref = st->ref;
+
+	if (tctx) {
+		if (tctx->exec_bprm != (__u64)bprm || outranks(&ref, &tctx->exec_ref))
+			tctx->exec_ref = ref;
+		tctx->exec_bprm = (__u64)bprm;
+	}
+	if (ref.verdict == KRSI_VERDICT_ALLOW) {
+		if (ref.flags & KRSI_REF_SECUREEXEC)
+			bpf_bprm_opts_set(bprm, BPF_F_BPRM_SECUREEXEC);
+		return 0;
+	}
+
+	/* Denied: what follows only reports it, and cannot undo it. */
+	if (ref.action == KRSI_ACTION_KILL) {
+		bpf_send_signal(SIGKILL);
+		ref.flags |= KRSI_REF_KILLED;
+	}
 	if (stats)
 		stats->denied++;
-	e = bpf_map_lookup_elem(&exec_scratch, &zero);
-	if (!e)
-		return -EPERM;
-	base = fill_exec(e, bprm, KRSI_DECISION_DENY);
-	e->rule_id = *rule;
+	e->policy = ref;
 	e->args_len = read_caller_argv(e, base);
-	e->hdr.size = exec_record_size(e);
-	emit(&decisions, stats, e, e->hdr.size);
+	size = exec_record_size(e);
+	e->hdr.size = size;
+	st->ref = ref;
+	if (krsi_policy_rate_ok())
+		emit(&decisions, stats, e, size);
+	else if (stats)
+		stats->rate_limited++;
 	return -EPERM;
+}
+
+/*
+ * The IMA digest of the file about to run, for sha256 selectors.  Hashing
+ * may sleep (reading the file), so it is a sleepable program of its own on
+ * the same hook, attached after exec_check so that it runs first: BPF LSM
+ * trampolines run the most recently attached program first.  The digest goes
+ * to the task's context with the identity of the file it belongs to.
+ */
+SEC("lsm.s/bprm_check_security")
+int BPF_PROG(exec_hash, struct linux_binprm *bprm, int ret)
+{
+	struct krsi_hook_stats *stats = hook_stats(KRSI_HOOK_EXEC_HASH);
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct krsi_policy_needs *needs;
+	struct krsi_task_ctx *tctx;
+	struct file *file = bprm->file;
+	__u32 zero = 0;
+	long algo;
+
+	if (ret)
+		return ret;
+	needs = bpf_map_lookup_elem(&policy_needs, &zero);
+	if (!needs || !needs->sha256)
+		return 0;
+	if (stats)
+		stats->seen++;
+	tctx = bpf_task_storage_get(&task_ctx, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!tctx)
+		return 0;
+	algo = bpf_ima_file_hash(file, tctx->sha256, sizeof(tctx->sha256));
+	tctx->hash_ino = file->f_inode->i_ino;
+	tctx->hash_dev = file->f_inode->i_sb->s_dev;
+	/* enum hash_algo: HASH_ALGO_SHA256 is 4; any other digest cannot match. */
+	tctx->hash_state = algo == 4 ? KRSI_HASH_VALID : KRSI_HASH_UNAVAILABLE;
+	return 0;
 }
 
 SEC("lsm/bprm_committed_creds")
 int BPF_PROG(exec_committed, struct linux_binprm *bprm)
 {
 	struct krsi_hook_stats *stats = hook_stats(KRSI_HOOK_BPRM_COMMITTED);
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct krsi_task_ctx *tctx;
 	struct krsi_exec_event *e;
+	struct policy_eval *st;
 	__u32 zero = 0;
-	__u64 base;
+	__u64 base, size;
 
 	if (stats)
 		stats->seen++;
-	if (!cfg_emit_allowed)
-		return 0;
 	e = bpf_map_lookup_elem(&exec_scratch, &zero);
-	if (!e)
+	st = policy_state();
+	if (!e || !st)
 		return 0;
-	base = fill_exec(e, bprm, KRSI_DECISION_ALLOW);
+	tctx = bpf_task_storage_get(&task_ctx, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	base = fill_exec(e, st, bprm);
+
+	/* The new image's binary classes, for every later decision about it. */
+	if (tctx) {
+		if (krsi_policy_begin(KRSI_PHOOK_CLASSES))
+			binary_dim(st, e, tctx);
+		tctx->self = st->candidates;
+		tctx->self_generation = krsi_policy_generation();
+		tctx->hash_state = KRSI_HASH_NONE;
+	}
+
+	if (tctx && tctx->exec_bprm == (__u64)bprm) {
+		e->policy = tctx->exec_ref;
+	} else {
+		__builtin_memset(&e->policy, 0, sizeof(e->policy));
+		e->policy.rule = KRSI_RULE_NONE;
+		e->policy.would_rule = KRSI_RULE_NONE;
+		e->policy.audit_rule = KRSI_RULE_NONE;
+		e->policy.flags = KRSI_REF_DEFAULT | KRSI_REF_CONTEXT_UNKNOWN;
+	}
+	if (tctx)
+		tctx->exec_bprm = 0;
+	if (!cfg_emit_allowed) {
+		/* Reported only for its policy's sake: the rule's rate limit applies. */
+		if (!policy_noteworthy(&e->policy))
+			return 0;
+		krsi_policy_begin(KRSI_PHOOK_EXEC);
+		st->ref = e->policy;
+		if (!krsi_policy_rate_ok()) {
+			if (stats)
+				stats->rate_limited++;
+			return 0;
+		}
+	}
 	e->args_len = read_new_argv(e, base, bprm);
-	e->hdr.size = exec_record_size(e);
-	emit(&events, stats, e, e->hdr.size);
+	size = exec_record_size(e);
+	e->hdr.size = size;
+	emit(&events, stats, e, size);
 	return 0;
 }

@@ -49,21 +49,240 @@
 
 /* struct krsi_event_header.type */
 #define KRSI_EVENT_EXEC 1
+#define KRSI_EVENT_FILE_OPEN 2
+#define KRSI_EVENT_FILE_UNLINK 3
+#define KRSI_EVENT_MOUNT 4
+#define KRSI_EVENT_MODULE_LOAD 5
+#define KRSI_EVENT_CONNECT 6
 
-/* Which LSM or tracepoint hook a counter or an event belongs to. */
+/* Which LSM or tracepoint hook a counter belongs to (the counters map index). */
 #define KRSI_HOOK_BPRM_CHECK 0
 #define KRSI_HOOK_BPRM_COMMITTED 1
-#define KRSI_HOOK_COUNT 2
-
-/* Decision recorded in an event. */
-#define KRSI_DECISION_ALLOW 0
-#define KRSI_DECISION_DENY 1
+#define KRSI_HOOK_EXEC_HASH 2
+#define KRSI_HOOK_TASK_FORK 3
+#define KRSI_HOOK_FILE_OPEN 4
+#define KRSI_HOOK_PATH_UNLINK 5
+#define KRSI_HOOK_SB_KERN_MOUNT 6
+#define KRSI_HOOK_KERNEL_READ_FILE 7
+#define KRSI_HOOK_KERNEL_LOAD_DATA 8
+#define KRSI_HOOK_SOCKET_CONNECT 9
+#define KRSI_HOOK_SB_MOUNT 10		/* mount(2)'s source, flags and mountpoint, for sb_kern_mount */
+#define KRSI_HOOK_COUNT 11
 
 /* struct krsi_exec_event.flags */
 #define KRSI_EXEC_ARGV_TRUNCATED (1 << 0)   /* more argv than the bounds: some strings or bytes are missing */
 #define KRSI_EXEC_ARGV_UNREADABLE (1 << 1)  /* argv could not be read (fault, kernel-initiated exec) */
 #define KRSI_EXEC_PATH_UNRESOLVED (1 << 2)  /* bpf_d_path() failed: path is empty */
 #define KRSI_EXEC_FILENAME_TRUNCATED (1 << 3)
+
+/* --- Policy ----------------------------------------------------------------
+ *
+ * Policies compile into tables the programs read.  A rule belongs to one
+ * hook and is one bit of a u64: a hook has at most KRSI_RULES_MAX rules.
+ * For each event, every selector dimension of the hook yields the set of
+ * rules it lets through; the rules that match are the AND of those sets.
+ *
+ * A generation is a complete set of tables.  The agent builds a new one in
+ * fresh inner maps, never changes them once published, and makes it current
+ * by writing one u32 (the slot) in policy_active: a program reads the slot
+ * once and uses that generation's tables throughout, so a decision never
+ * mixes two generations.
+ */
+#define KRSI_RULES_MAX 64
+#define KRSI_RULE_NONE 255		/* no rule: the hook's default decided */
+#define KRSI_GEN_SLOTS 4		/* generations the outer maps hold at once */
+#define KRSI_STR_MAX 256		/* policy strings: 255 bytes and a NUL */
+#define KRSI_PREFIX_MAX 255		/* LPM data is at most 256 bytes: table byte + string */
+#define KRSI_DIM_LISTS_MAX 4		/* dynamic lists one selector dimension may use */
+#define KRSI_CLASSES_MAX 64		/* binary classes: bits of a u64 */
+#define KRSI_CGROUP_LEVELS_MAX 16	/* cgroup ancestors a cgroup selector looks through */
+#define KRSI_ENV_MAX 4096		/* environment strings an env selector reads at most */
+#define KRSI_DFA_STATES_MAX 16384
+
+/* Policy hooks: rule.hook.  CLASSES is not a hook but the table of binary
+ * classes, evaluated on the new executable at every exec. */
+#define KRSI_PHOOK_EXEC 0
+#define KRSI_PHOOK_FILE_OPEN 1
+#define KRSI_PHOOK_FILE_UNLINK 2
+#define KRSI_PHOOK_MOUNT 3
+#define KRSI_PHOOK_MODULE_LOAD 4
+#define KRSI_PHOOK_CONNECT 5
+#define KRSI_PHOOK_CLASSES 6
+#define KRSI_PHOOK_COUNT 7
+
+/* Selector dimensions.  A table id, which keys every policy map, is
+ * hook * KRSI_DIM_COUNT + dim. */
+#define KRSI_DIM_BINARY 0
+#define KRSI_DIM_PARENT 1
+#define KRSI_DIM_ANCESTOR 2
+#define KRSI_DIM_UID 3
+#define KRSI_DIM_GID 4
+#define KRSI_DIM_CGROUP 5
+#define KRSI_DIM_ENV 6
+#define KRSI_DIM_FILE 7
+#define KRSI_DIM_FSTYPE 8
+#define KRSI_DIM_SOURCE 9
+#define KRSI_DIM_DEVICE 10
+#define KRSI_DIM_MODULE 11
+#define KRSI_DIM_ADDRESS 12
+#define KRSI_DIM_PORT 13
+#define KRSI_DIM_COUNT 14
+
+/* struct krsi_dim_policy.flags: which tables hold entries for the dimension */
+#define KRSI_DIMF_STRINGS (1 << 0)
+#define KRSI_DIMF_PREFIXES (1 << 1)
+#define KRSI_DIMF_GLOBS (1 << 2)
+#define KRSI_DIMF_VALUES (1 << 3)
+#define KRSI_DIMF_NETS (1 << 4)
+#define KRSI_DIMF_LISTS (1 << 5)
+#define KRSI_DIMF_CLASSES (1 << 6)	/* evaluated through the task's binary classes */
+#define KRSI_DIMF_SHA256 (1 << 7)	/* values include sha256 digests: the exec needs IMA's hash */
+
+/* struct krsi_list_ref.kind: which list map holds the list's entries */
+#define KRSI_LIST_STRINGS 1
+#define KRSI_LIST_VALUES 2
+
+/* Actions, as rules name them and events report them */
+#define KRSI_ACTION_NONE 0
+#define KRSI_ACTION_AUDIT 1
+#define KRSI_ACTION_ALLOW 2
+#define KRSI_ACTION_DENY 3
+#define KRSI_ACTION_KILL 4
+#define KRSI_ACTION_SECUREEXEC 5
+
+/* struct krsi_hook_policy.default_action */
+#define KRSI_DEFAULT_ALLOW 0
+#define KRSI_DEFAULT_DENY 1
+#define KRSI_DEFAULT_MONITOR_DENY 2	/* a monitor-mode policy's default deny: reported, not enforced */
+
+/* struct krsi_policy_ref.verdict */
+#define KRSI_VERDICT_ALLOW 0
+#define KRSI_VERDICT_DENY 1
+
+/* struct krsi_policy_ref.flags */
+#define KRSI_REF_DEFAULT (1 << 0)	/* no rule decided: the hook's default did */
+#define KRSI_REF_WOULD_DENY (1 << 1)	/* a monitor-mode rule or default would have denied */
+#define KRSI_REF_AUDIT (1 << 2)		/* an audit rule matched */
+#define KRSI_REF_SECUREEXEC (1 << 3)	/* the exec runs with AT_SECURE */
+#define KRSI_REF_KILLED (1 << 4)	/* SIGKILL was sent to the acting process */
+#define KRSI_REF_CONTEXT_UNKNOWN (1 << 5) /* the task's binary classes were unknown (rules on them did not match) */
+#define KRSI_REF_NO_POLICY (1 << 6)	/* no generation is loaded */
+
+/* Key of policy_strings (exact strings) and list_strings (table = list id). */
+struct krsi_str_key {
+	__u32 table;
+	char s[KRSI_STR_MAX];
+};
+
+/* Key of policy_prefixes, an LPM trie: prefixlen counts bits of table and s. */
+struct krsi_prefix_key {
+	__u32 prefixlen;
+	__u8 table;
+	char s[KRSI_PREFIX_MAX];
+};
+
+/* Key of policy_values and list_values: ids, inodes, digests, ports. */
+struct krsi_value_key {
+	__u32 table;
+	__u32 __pad;
+	__u64 v[4];
+};
+
+/* Key of policy_nets, an LPM trie over IPv6 addresses (IPv4 as ::ffff:a.b.c.d). */
+struct krsi_net_key {
+	__u32 prefixlen;		/* 8 (the table byte) + address bits */
+	__u8 table;
+	__u8 addr[16];
+	__u8 __pad[3];
+};
+
+/* Value of list_strings and list_values. */
+struct krsi_list_entry {
+	__u64 expires_ns;		/* CLOCK_MONOTONIC; 0: never */
+};
+
+/* One dynamic list a dimension consults, and the rules that reference it. */
+struct krsi_list_ref {
+	__u32 list;			/* list id: the table of its entries */
+	__u32 kind;			/* KRSI_LIST_* */
+	__u64 rules;
+};
+
+/* How one selector dimension of one hook is evaluated. */
+struct krsi_dim_policy {
+	__u64 constrained;		/* rules with a selector on this dimension */
+	__u64 negated;			/* of those, rules whose selector says not: true */
+	__u32 flags;			/* KRSI_DIMF_* */
+	__u32 dfa_start;		/* policy_dfa index of the glob automaton's start state */
+	struct krsi_list_ref lists[KRSI_DIM_LISTS_MAX];
+};
+
+/* Events of a rule reported per period, at most (events == 0: no limit). */
+struct krsi_rate_limit {
+	__u32 events;
+	__u32 period_ms;
+};
+
+/* Everything about one hook in one generation (policy_hooks, index = hook). */
+struct krsi_hook_policy {
+	__u64 generation;
+	__u64 rules;			/* bits in use */
+	__u64 audit;			/* rules by action */
+	__u64 allow;
+	__u64 deny;
+	__u64 kill;
+	__u64 secureexec;
+	__u64 monitor;			/* rules in monitor mode */
+	__u32 default_action;		/* KRSI_DEFAULT_* */
+	__u32 dims;			/* dimensions some rule constrains, 1 << KRSI_DIM_* */
+	struct krsi_dim_policy dim[KRSI_DIM_COUNT];
+	/* Rules whose binary, parent or ancestor selector each binary class satisfies. */
+	__u64 class_rules[3][KRSI_CLASSES_MAX];
+	struct krsi_rate_limit rate[KRSI_RULES_MAX];
+};
+
+/* A state of a glob automaton (policy_dfa): next state per byte. */
+struct krsi_dfa_state {
+	__u64 accept;			/* rules whose glob matches a string ending here */
+	__u16 next[256];
+};
+
+/* The current generation: one u32, so that readers never see half a write. */
+struct krsi_policy_active {
+	__u32 slot;			/* index into the outer policy maps; KRSI_GEN_SLOTS: none loaded */
+};
+
+/* Which policy decided, in every event that a policy decision produced. */
+struct krsi_policy_ref {
+	__u64 generation;
+	__u64 matched;			/* every rule that matched */
+	__u8 hook;			/* KRSI_PHOOK_* */
+	__u8 rule;			/* the deciding rule's bit, KRSI_RULE_NONE for the default */
+	__u8 action;			/* KRSI_ACTION_* of the deciding rule or default */
+	__u8 verdict;			/* KRSI_VERDICT_* */
+	__u8 would_rule;		/* the monitor-mode rule that would have denied */
+	__u8 audit_rule;		/* the first audit rule that matched */
+	__u16 flags;			/* KRSI_REF_* */
+};
+
+/* Per-task context (task storage): binary classes and the exec in flight. */
+struct krsi_task_ctx {
+	__u64 self_generation;		/* generation self was computed in */
+	__u64 self;			/* binary classes of the task's executable */
+	__u64 ancestors_generation;
+	__u64 ancestors;		/* binary classes of its ancestors' executables */
+	__u8 sha256[32];		/* IMA digest of the file being executed */
+	__u64 hash_ino;			/* the file that digest is of */
+	__u32 hash_dev;
+	__u32 hash_state;		/* KRSI_HASH_* */
+	__u64 exec_bprm;		/* the exec in flight (its linux_binprm), to tell execs apart */
+	struct krsi_policy_ref exec_ref; /* what bprm_check_security decided for it */
+};
+
+#define KRSI_HASH_NONE 0
+#define KRSI_HASH_VALID 1
+#define KRSI_HASH_UNAVAILABLE 2	/* IMA could not hash the file */
+
 
 /* First bytes of every ring buffer record. */
 struct krsi_event_header {
@@ -92,29 +311,115 @@ struct krsi_task {
  * One exec.  Allowed execs are reported from bprm_committed_creds, after the
  * point of no return, with the new image's credentials and argv; denied ones
  * from bprm_check_security, with the caller's credentials and comm and the
- * argv the caller passed.
+ * argv the caller passed.  policy says which rule decided (at the check).
  */
 struct krsi_exec_event {
 	struct krsi_event_header hdr;
 	struct krsi_task task;
+	struct krsi_policy_ref policy;
 	__u64 ino;		/* inode of the executed file */
 	__u32 dev;		/* its superblock's dev_t, kernel encoding: major << 20 | minor */
-	__u32 decision;		/* KRSI_DECISION_* */
 	__u32 flags;		/* KRSI_EXEC_* */
 	__u32 argc;		/* argc of the exec; may exceed args_count */
 	__u16 path_len;		/* bytes of data[] holding the path, its NUL included; 0 if unresolved */
 	__u16 filename_len;	/* bytes after the path holding the filename, NUL included */
 	__u16 args_len;		/* bytes after the filename holding argv strings, NULs included */
 	__u16 args_count;	/* argv strings in those bytes */
-	__u32 rule_id;		/* the deny rule that matched, 0 when none */
 	__u32 __pad;
 	char data[KRSI_EXEC_DATA_MAX];
 };
 
-/* Key of the deny_exec map: a file by its identity, whatever name reaches it. */
-struct krsi_inode_key {
-	__u64 ino;
-	__u32 dev;		/* kernel encoding, as krsi_exec_event.dev */
+
+/* struct krsi_file_event.flags */
+#define KRSI_FILE_PATH_UNRESOLVED (1 << 0)	/* the path could not be built: path is empty */
+
+/*
+ * A file opened (KRSI_EVENT_FILE_OPEN) or unlinked (KRSI_EVENT_FILE_UNLINK),
+ * reported only when the decision is noteworthy (denied, would-deny, audit).
+ */
+struct krsi_file_event {
+	struct krsi_event_header hdr;
+	struct krsi_task task;
+	struct krsi_policy_ref policy;
+	__u64 ino;		/* the file's inode (unlink: the victim's) */
+	__u32 dev;		/* its superblock's dev_t, kernel encoding */
+	__u32 open_flags;	/* file_open: f_flags (O_*), as open(2) was given them; unlink: 0 */
+	__u32 fmode;		/* file_open: f_mode (FMODE_*); unlink: 0 */
+	__u16 path_len;		/* bytes of data[] holding the path, its NUL included; 0 if unresolved */
+	__u16 flags;		/* KRSI_FILE_* */
+	char data[KRSI_PATH_MAX];
+};
+
+/* struct krsi_mount_event.flags */
+#define KRSI_MOUNT_SOURCE_KNOWN (1 << 0)	/* source holds the mount's source string */
+#define KRSI_MOUNT_SOURCE_TRUNCATED (1 << 1)	/* ... cut at KRSI_PATH_MAX - 1 bytes */
+#define KRSI_MOUNT_MOUNTPOINT_KNOWN (1 << 2)	/* mountpoint holds where mount(2) mounts it */
+#define KRSI_MOUNT_API_MOUNT (1 << 3)		/* a mount(2) new mount: mount_flags are its MS_* flags */
+#define KRSI_MOUNT_API_FSCONFIG (1 << 4)	/* fsconfig(FSCONFIG_CMD_CREATE) of the new mount API */
+
+/* Variable tail of a mount record: fstype, source, mountpoint. */
+#define KRSI_MOUNT_DATA_MAX (KRSI_STR_MAX + 2 * KRSI_PATH_MAX)
+
+/*
+ * A new file system instance about to be mounted (sb_kern_mount), reported
+ * when the decision is noteworthy.
+ */
+struct krsi_mount_event {
+	struct krsi_event_header hdr;
+	struct krsi_task task;
+	struct krsi_policy_ref policy;
+	__u32 dev;		/* sb->s_dev, kernel encoding */
+	__u32 bdev;		/* sb->s_bdev->bd_dev, 0 without a block device */
+	__u32 sb_flags;		/* sb->s_flags (SB_*) */
+	__u32 mount_flags;	/* mount(2)'s flags (MS_*) with KRSI_MOUNT_API_MOUNT, else 0 */
+	__u32 flags;		/* KRSI_MOUNT_* */
+	__u16 fstype_len;	/* bytes of data[] holding sb->s_type->name, NUL included */
+	__u16 source_len;	/* bytes after the fstype holding the source, NUL included; 0 if unknown */
+	__u16 mountpoint_len;	/* bytes after the source holding the mountpoint, NUL included; 0 if unknown */
+	__u16 __pad;
+	__u32 __pad2;
+	char data[KRSI_MOUNT_DATA_MAX];
+};
+
+/* struct krsi_module_event.source */
+#define KRSI_MODULE_FROM_FILE 1		/* finit_module(2): kernel_read_file(READING_MODULE) */
+#define KRSI_MODULE_FROM_MEMORY 2	/* init_module(2): kernel_post_load_data(LOADING_MODULE) */
+
+/* struct krsi_module_event.flags */
+#define KRSI_MODULE_PATH_UNRESOLVED (1 << 0)	/* a file load whose path could not be resolved */
+#define KRSI_MODULE_NAME_UNKNOWN (1 << 1)	/* no name: an image without a readable .gnu.linkonce.this_module */
+
+/* Variable tail of a module record: name, then path. */
+#define KRSI_MODULE_DATA_MAX (KRSI_STR_MAX + KRSI_PATH_MAX)
+
+/* A kernel module about to be loaded, reported when the decision is noteworthy. */
+struct krsi_module_event {
+	struct krsi_event_header hdr;
+	struct krsi_task task;
+	struct krsi_policy_ref policy;
+	__u64 ino;		/* the module file's inode (file loads) */
+	__u32 dev;		/* its superblock's dev_t, kernel encoding (file loads) */
+	__u32 source;		/* KRSI_MODULE_FROM_* */
+	__u32 flags;		/* KRSI_MODULE_* */
+	__u16 name_len;		/* bytes of data[] holding the module name, NUL included; 0 if unknown */
+	__u16 path_len;		/* bytes after the name holding the file's path, NUL included; 0 for memory */
+	char data[KRSI_MODULE_DATA_MAX];
+};
+
+/* struct krsi_connect_event.flags */
+#define KRSI_CONNECT_ADDRESS_KNOWN (1 << 0)	/* an AF_INET or AF_INET6 address: addr and port hold it */
+
+/* A connect(2) on a socket, reported when the decision is noteworthy. */
+struct krsi_connect_event {
+	struct krsi_event_header hdr;
+	struct krsi_task task;
+	struct krsi_policy_ref policy;
+	__u8 addr[16];		/* destination, IPv6; IPv4 as ::ffff:a.b.c.d */
+	__u16 family;		/* sa_family of the address given (AF_*) */
+	__u16 port;		/* destination port, host order */
+	__u16 type;		/* sock->type (SOCK_STREAM, SOCK_DGRAM, ...) */
+	__u16 protocol;		/* sk->sk_protocol (IPPROTO_*) */
+	__u32 flags;		/* KRSI_CONNECT_* */
 	__u32 __pad;
 };
 
@@ -124,6 +429,8 @@ struct krsi_hook_stats {
 	__u64 denied;		/* decisions that returned -EPERM */
 	__u64 emitted;		/* records written to a ring */
 	__u64 dropped;		/* records lost because a ring was full */
+	__u64 rate_limited;	/* events a rule's rate limit suppressed */
 };
+
 
 #endif /* KRSI_EVENTS_H */

@@ -8,6 +8,11 @@
  * parent's tgid is target_ppid) it writes a record to ring_a, a header-only
  * record to ring_b, and bumps counters in three kinds of maps.  Execs of
  * anybody else are ignored, so the test counts exactly what it caused.
+ *
+ * Two more programs on the same tracepoint, for test/host/binding-maps.test.ts,
+ * write to ring_c only: on_exec_task_storage reports the exec'ing task's
+ * task_store value, on_exec_inner what it finds through the map-in-map
+ * outer[0][TEST_INNER_KEY].
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -30,6 +35,10 @@ __u32 mark_word = 0x5a5a5a5a;
 #define TEST_FILENAME_LEN 64
 #define TEST_TAIL_LEN 40
 #define TEST_TAIL_BYTE 0xaa
+#define TEST_EVENT_TASK_STORAGE 0x7e59
+#define TEST_EVENT_INNER 0x7e5a
+/* The key on_exec_inner looks up in the inner map of outer[0]. */
+#define TEST_INNER_KEY 1
 
 /*
  * Sent on ring_a.  hdr.size stops before tail[]: the binding must deliver
@@ -94,6 +103,63 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 16);
 } ring_b SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 16);
+} ring_c SEC(".maps");
+
+/* Per-task value: user space sets it through a pidfd key. */
+struct test_task_value {
+	__u64 a;
+	__u64 b;		/* bumped by on_exec_task_storage after it reports */
+};
+
+/* Local storage maps need BTF for key and value: BpfMap.create() cannot make one. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct test_task_value);
+} task_store SEC(".maps");
+
+/* Sent on ring_c by on_exec_task_storage. */
+struct test_task_record {
+	struct krsi_event_header hdr;
+	__u32 pid;
+	__u32 __pad;
+	__u64 a;
+	__u64 b;
+};
+
+/* The shape of every map outer holds; inner_a is in outer[0] after load. */
+struct inner_hash {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8);
+	__type(key, __u32);
+	__type(value, __u64);
+};
+
+struct inner_hash inner_a SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct inner_hash);
+} outer SEC(".maps") = {
+	.values = { [0] = &inner_a },
+};
+
+/* Sent on ring_c by on_exec_inner. */
+struct test_inner_record {
+	struct krsi_event_header hdr;
+	__u32 pid;
+	__u32 has_inner;	/* outer[0] holds a map */
+	__u32 has_value;	/* that map holds TEST_INNER_KEY */
+	__u32 __pad;
+	__u64 value;
+};
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
@@ -176,4 +242,66 @@ int BPF_PROG(rejected_oob_read, struct task_struct *p, pid_t old_pid, struct lin
 	__u32 i = bpf_get_prandom_u32() & 7;
 
 	return slots[i];
+}
+
+/*
+ * Gets (creating it if need be) the exec'ing task's task_store value,
+ * reports it and bumps b: user space sees both directions.
+ */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec_task_storage, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct test_task_value *v;
+	struct test_task_record *rec;
+
+	if (!target_ppid || BPF_CORE_READ(p, real_parent, tgid) != target_ppid)
+		return 0;
+	v = bpf_task_storage_get(&task_store, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!v)
+		return 0;
+	rec = bpf_ringbuf_reserve(&ring_c, sizeof(*rec), 0);
+	if (!rec)
+		return 0;
+	rec->hdr.type = TEST_EVENT_TASK_STORAGE;
+	rec->hdr.abi = KRSI_ABI_VERSION;
+	rec->hdr.size = sizeof(*rec);
+	rec->hdr.time_ns = bpf_ktime_get_ns();
+	rec->pid = BPF_CORE_READ(p, tgid);
+	rec->__pad = 0;
+	rec->a = v->a;
+	rec->b = v->b;
+	/* Before the submit: whoever has read the record sees the bump too. */
+	__sync_fetch_and_add(&v->b, 1);
+	bpf_ringbuf_submit(rec, 0);
+	return 0;
+}
+
+/* Reports outer[0][TEST_INNER_KEY], whichever inner map outer[0] holds now. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec_inner, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct test_inner_record *rec;
+	__u32 zero = 0, key = TEST_INNER_KEY;
+	__u64 *value = NULL;
+	void *inner;
+
+	if (!target_ppid || BPF_CORE_READ(p, real_parent, tgid) != target_ppid)
+		return 0;
+	inner = bpf_map_lookup_elem(&outer, &zero);
+	if (inner)
+		value = bpf_map_lookup_elem(inner, &key);
+	rec = bpf_ringbuf_reserve(&ring_c, sizeof(*rec), 0);
+	if (!rec)
+		return 0;
+	rec->hdr.type = TEST_EVENT_INNER;
+	rec->hdr.abi = KRSI_ABI_VERSION;
+	rec->hdr.size = sizeof(*rec);
+	rec->hdr.time_ns = bpf_ktime_get_ns();
+	rec->pid = BPF_CORE_READ(p, tgid);
+	rec->has_inner = inner != NULL;
+	rec->has_value = value != NULL;
+	rec->__pad = 0;
+	rec->value = value ? *value : 0;
+	bpf_ringbuf_submit(rec, 0);
+	return 0;
 }

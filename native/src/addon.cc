@@ -301,6 +301,12 @@ std::string MapTypeName(enum bpf_map_type type)
 	return s ? s : "unknown(" + std::to_string(type) + ")";
 }
 
+std::string LinkTypeName(enum bpf_link_type type)
+{
+	const char *s = libbpf_bpf_link_type_str(type);
+	return s ? s : "unknown(" + std::to_string(type) + ")";
+}
+
 bool IsPerCpuMapType(enum bpf_map_type type)
 {
 	switch (type) {
@@ -321,28 +327,8 @@ size_t PerCpuValueSize(size_t value_size)
 	return ((value_size + 7) & ~static_cast<size_t>(7)) * (cpus > 0 ? cpus : 1);
 }
 
-namespace {
-
 /* Enum values by libbpf's own names, so JS speaks libbpf's vocabulary. */
-constexpr int kEnumScanMax = 256;
-
-bool ProgTypeByName(Napi::Env env, const Napi::Value &v, enum bpf_prog_type *out)
-{
-	std::string name;
-
-	if (!GetString(v, "program type", &name))
-		return false;
-	for (int t = 0; t < kEnumScanMax; t++) {
-		const char *s = libbpf_bpf_prog_type_str(static_cast<enum bpf_prog_type>(t));
-		if (s && name == s) {
-			*out = static_cast<enum bpf_prog_type>(t);
-			return true;
-		}
-	}
-	ThrowTypeError(env, "unknown program type '" + name + "' (libbpf " +
-			       libbpf_version_string() + ")");
-	return false;
-}
+static constexpr int kEnumScanMax = 256;
 
 bool MapTypeByName(Napi::Env env, const Napi::Value &v, enum bpf_map_type *out)
 {
@@ -358,6 +344,26 @@ bool MapTypeByName(Napi::Env env, const Napi::Value &v, enum bpf_map_type *out)
 		}
 	}
 	ThrowTypeError(env, "unknown map type '" + name + "' (libbpf " +
+			       libbpf_version_string() + ")");
+	return false;
+}
+
+namespace {
+
+bool ProgTypeByName(Napi::Env env, const Napi::Value &v, enum bpf_prog_type *out)
+{
+	std::string name;
+
+	if (!GetString(v, "program type", &name))
+		return false;
+	for (int t = 0; t < kEnumScanMax; t++) {
+		const char *s = libbpf_bpf_prog_type_str(static_cast<enum bpf_prog_type>(t));
+		if (s && name == s) {
+			*out = static_cast<enum bpf_prog_type>(t);
+			return true;
+		}
+	}
+	ThrowTypeError(env, "unknown program type '" + name + "' (libbpf " +
 			       libbpf_version_string() + ")");
 	return false;
 }
@@ -478,6 +484,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports)
 	exports.Set("BpfMap", DefineBpfMap(env));
 	exports.Set("BpfLink", DefineBpfLink(env));
 	exports.Set("RingBuffer", DefineRingBuffer(env));
+	DefineSystemFunctions(env, exports);
 	return exports;
 }
 

@@ -128,6 +128,10 @@ T *UnwrapTagged(const Napi::Value &v, const napi_type_tag *tag, const char *what
 std::string ProgTypeName(enum bpf_prog_type type);
 std::string AttachTypeName(enum bpf_attach_type type);
 std::string MapTypeName(enum bpf_map_type type);
+std::string LinkTypeName(enum bpf_link_type type);
+
+/* The reverse of MapTypeName(); throws a TypeError for a name libbpf lacks. */
+bool MapTypeByName(Napi::Env env, const Napi::Value &v, enum bpf_map_type *out);
 
 /* Per-CPU map values: each CPU's slot is the value size rounded up to 8. */
 bool IsPerCpuMapType(enum bpf_map_type type);
@@ -139,6 +143,9 @@ Napi::Function DefineBpfProgram(Napi::Env env);
 Napi::Function DefineBpfMap(Napi::Env env);
 Napi::Function DefineBpfLink(Napi::Env env);
 Napi::Function DefineRingBuffer(Napi::Env env);
+
+/* Plain functions over syscalls (system.cc): pidfds, peer credentials. */
+void DefineSystemFunctions(Napi::Env env, Napi::Object exports);
 
 class BpfObjectWrap;
 
@@ -153,6 +160,8 @@ Napi::Value NewLinkWrap(Napi::Env env, struct bpf_link *link);
  */
 BpfObjectWrap *UnwrapObject(Napi::Object owner);
 bool ObjectIsOpen(const BpfObjectWrap *obj);
+/* True once load() was called, whether it succeeded or not. */
+bool ObjectLoadAttempted(const BpfObjectWrap *obj);
 
 /* Map handles used by the ring buffer (map.cc): fd, or -1 and a throw. */
 int MapFdForRingBuffer(const Napi::Value &v, size_t index);

@@ -28,6 +28,8 @@ private:
 	static Napi::Value Open(const Napi::CallbackInfo &info);
 
 	bool CheckOpen(Napi::Env env) const;
+	/* bpf_obj_get_info_by_fd() on the link; throws on failure. */
+	bool Info(Napi::Env env, struct bpf_link_info *link_info) const;
 
 	Napi::Value GetFd(const Napi::CallbackInfo &info);
 	Napi::Value GetPinPath(const Napi::CallbackInfo &info);
@@ -36,6 +38,7 @@ private:
 	Napi::Value Detach(const Napi::CallbackInfo &info);
 	Napi::Value Close(const Napi::CallbackInfo &info);
 	Napi::Value Id(const Napi::CallbackInfo &info);
+	Napi::Value GetInfo(const Napi::CallbackInfo &info);
 
 	struct bpf_link *link_ = nullptr;
 };
@@ -67,6 +70,7 @@ Napi::Function BpfLinkWrap::Define(Napi::Env env)
 		InstanceMethod<&BpfLinkWrap::Detach>("detach"),
 		InstanceMethod<&BpfLinkWrap::Close>("close"),
 		InstanceMethod<&BpfLinkWrap::Id>("id"),
+		InstanceMethod<&BpfLinkWrap::GetInfo>("info"),
 	});
 	GetAddonData(env)->link_ctor = Napi::Persistent(ctor);
 	return ctor;
@@ -185,22 +189,45 @@ Napi::Value BpfLinkWrap::Close(const Napi::CallbackInfo &info)
 	return env.Undefined();
 }
 
+/* libbpf 1.1 has no bpf_link_get_info_by_fd(); the generic call fills the same struct. */
+bool BpfLinkWrap::Info(Napi::Env env, struct bpf_link_info *link_info) const
+{
+	__u32 len = sizeof(*link_info);
+
+	memset(link_info, 0, sizeof(*link_info));
+	int err = bpf_obj_get_info_by_fd(bpf_link__fd(link_), link_info, &len);
+	if (err) {
+		ThrowErrno(env, "bpf_obj_get_info_by_fd", err, "");
+		return false;
+	}
+	return true;
+}
+
 Napi::Value BpfLinkWrap::Id(const Napi::CallbackInfo &info)
 {
 	Napi::Env env = info.Env();
 	struct bpf_link_info link_info;
-	__u32 len = sizeof(link_info);
 	LibbpfCall call;
 
-	if (!CheckOpen(env))
+	if (!CheckOpen(env) || !Info(env, &link_info))
 		return env.Undefined();
-	memset(&link_info, 0, sizeof(link_info));
-	int err = bpf_obj_get_info_by_fd(bpf_link__fd(link_), &link_info, &len);
-	if (err) {
-		ThrowErrno(env, "bpf_obj_get_info_by_fd", err, "");
-		return env.Undefined();
-	}
 	return Napi::Number::New(env, link_info.id);
+}
+
+/* What identifies a link found in bpffs: its id, its program's id and its kind. */
+Napi::Value BpfLinkWrap::GetInfo(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	struct bpf_link_info link_info;
+	LibbpfCall call;
+
+	if (!CheckOpen(env) || !Info(env, &link_info))
+		return env.Undefined();
+	Napi::Object out = Napi::Object::New(env);
+	out.Set("id", Napi::Number::New(env, link_info.id));
+	out.Set("progId", Napi::Number::New(env, link_info.prog_id));
+	out.Set("type", Napi::String::New(env, LinkTypeName(static_cast<enum bpf_link_type>(link_info.type))));
+	return out;
 }
 
 } /* namespace krsi */

@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * BpfMap: a map of an object (struct bpf_map, owned by the object), or a
- * standalone handle on a pinned map (an fd of ours, from bpf_obj_get).
+ * standalone handle: an fd of ours on a pinned map (bpf_obj_get), a map
+ * found by id (bpf_map_get_fd_by_id) or one we created (bpf_map_create).
+ * A standalone handle's fd is closed by close() or, failing that, by the
+ * finalizer; the kernel map lives on while anything else holds it (a pin,
+ * an outer map, a loaded program, another fd).
  *
  * Keys and values cross as raw bytes; their sizes are checked against the
  * map's, because the kernel reads and writes exactly key_size/value_size
@@ -11,7 +15,10 @@
 #include "common.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <linux/bpf.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -31,12 +38,19 @@ public:
 	void InitStandalone(int fd, const struct bpf_map_info &info, const std::string &path);
 
 	bool CheckOpen(Napi::Env env) const;
+	/* Like CheckOpen() without throwing. */
+	bool IsOpen() const;
 	enum bpf_map_type Type() const;
 	int Fd() const;
 	std::string Describe() const;
 
 private:
 	static Napi::Value OpenPinned(const Napi::CallbackInfo &info);
+	static Napi::Value OpenById(const Napi::CallbackInfo &info);
+	static Napi::Value Create(const Napi::CallbackInfo &info);
+	/* Wraps an fd of ours on a map; closes it and throws on failure. */
+	static Napi::Value AdoptFd(Napi::Env env, int fd, const std::string &path,
+				   const std::string &what);
 
 	uint32_t KeySize() const;
 	uint32_t ValueSize() const;
@@ -46,6 +60,8 @@ private:
 	/* The map's fd, or -1 after throwing: the map is not created yet. */
 	int CreatedFd(Napi::Env env, const char *op) const;
 	bool CheckKey(Napi::Env env, size_t len) const;
+	/* Throws a TypeError unless this is an array_of_maps or hash_of_maps. */
+	bool CheckMapInMap(Napi::Env env, const char *op) const;
 
 	Napi::Value GetName(const Napi::CallbackInfo &info);
 	Napi::Value GetType(const Napi::CallbackInfo &info);
@@ -66,6 +82,10 @@ private:
 	Napi::Value UpdateBatch(const Napi::CallbackInfo &info);
 	Napi::Value DeleteBatch(const Napi::CallbackInfo &info);
 	Napi::Value Freeze(const Napi::CallbackInfo &info);
+	Napi::Value Id(const Napi::CallbackInfo &info);
+	Napi::Value SetInnerMap(const Napi::CallbackInfo &info);
+	Napi::Value InnerMapId(const Napi::CallbackInfo &info);
+	Napi::Value Reuse(const Napi::CallbackInfo &info);
 	Napi::Value Close(const Napi::CallbackInfo &info);
 
 	/* Owned by an object: */
@@ -119,6 +139,8 @@ Napi::Function BpfMapWrap::Define(Napi::Env env)
 {
 	Napi::Function ctor = DefineClass(env, "BpfMap", {
 		StaticMethod<&BpfMapWrap::OpenPinned>("openPinned"),
+		StaticMethod<&BpfMapWrap::OpenById>("openById"),
+		StaticMethod<&BpfMapWrap::Create>("create"),
 		InstanceAccessor<&BpfMapWrap::GetName>("name"),
 		InstanceAccessor<&BpfMapWrap::GetType>("type"),
 		InstanceAccessor<&BpfMapWrap::GetKeySize>("keySize"),
@@ -138,6 +160,10 @@ Napi::Function BpfMapWrap::Define(Napi::Env env)
 		InstanceMethod<&BpfMapWrap::UpdateBatch>("updateBatch"),
 		InstanceMethod<&BpfMapWrap::DeleteBatch>("deleteBatch"),
 		InstanceMethod<&BpfMapWrap::Freeze>("freeze"),
+		InstanceMethod<&BpfMapWrap::Id>("id"),
+		InstanceMethod<&BpfMapWrap::SetInnerMap>("setInnerMap"),
+		InstanceMethod<&BpfMapWrap::InnerMapId>("innerMapId"),
+		InstanceMethod<&BpfMapWrap::Reuse>("reuse"),
 		InstanceMethod<&BpfMapWrap::Close>("close"),
 	});
 	GetAddonData(env)->map_ctor = Napi::Persistent(ctor);
@@ -147,7 +173,8 @@ Napi::Function BpfMapWrap::Define(Napi::Env env)
 BpfMapWrap::BpfMapWrap(const Napi::CallbackInfo &info) : Napi::ObjectWrap<BpfMapWrap>(info)
 {
 	if (!IsConstructToken(info[0])) {
-		ThrowTypeError(info.Env(), "BpfMap comes from BpfObject.map(), maps() or BpfMap.openPinned()");
+		ThrowTypeError(info.Env(), "BpfMap comes from BpfObject.map(), maps(), BpfMap.openPinned(), "
+					   "BpfMap.openById() or BpfMap.create()");
 		return;
 	}
 	info.This().As<Napi::Object>().TypeTag(&kMapTag);
@@ -175,17 +202,16 @@ void BpfMapWrap::InitStandalone(int fd, const struct bpf_map_info &info, const s
 	pin_path_ = path;
 }
 
+bool BpfMapWrap::IsOpen() const
+{
+	return standalone_ ? fd_ >= 0 : ObjectIsOpen(owner_wrap_);
+}
+
 bool BpfMapWrap::CheckOpen(Napi::Env env) const
 {
-	if (standalone_) {
-		if (fd_ >= 0)
-			return true;
-		ThrowClosed(env, "BpfMap");
-		return false;
-	}
-	if (ObjectIsOpen(owner_wrap_))
+	if (IsOpen())
 		return true;
-	ThrowClosed(env, "BpfObject");
+	ThrowClosed(env, standalone_ ? "BpfMap" : "BpfObject");
 	return false;
 }
 
@@ -245,6 +271,53 @@ bool BpfMapWrap::CheckKey(Napi::Env env, size_t len) const
 	return false;
 }
 
+static bool IsMapInMapType(enum bpf_map_type type)
+{
+	return type == BPF_MAP_TYPE_ARRAY_OF_MAPS || type == BPF_MAP_TYPE_HASH_OF_MAPS;
+}
+
+bool BpfMapWrap::CheckMapInMap(Napi::Env env, const char *op) const
+{
+	if (IsMapInMapType(Type()))
+		return true;
+	ThrowTypeError(env, std::string(op) + ": BpfMap " + Describe() + " is a " + MapTypeName(Type()) +
+				    " map; only array_of_maps and hash_of_maps maps hold maps");
+	return false;
+}
+
+/*
+ * The fd of a BpfMap given as an argument (an inner map, a map to reuse):
+ * every way it can be unusable is a TypeError naming `what`, since the
+ * problem is the argument, not the map the call is made on.
+ */
+static int ArgumentMapFd(const Napi::Value &v, const std::string &what)
+{
+	Napi::Env env = v.Env();
+	BpfMapWrap *map = UnwrapTagged<BpfMapWrap>(v, &kMapTag, ("BpfMap as " + what).c_str());
+
+	if (!map)
+		return -1;
+	if (!map->IsOpen()) {
+		ThrowTypeError(env, what + ": the BpfMap (or its BpfObject) is closed");
+		return -1;
+	}
+	if (map->Fd() < 0) {
+		ThrowTypeError(env, what + ": BpfMap " + map->Describe() +
+					    " is not created yet: load its BpfObject first");
+		return -1;
+	}
+	return map->Fd();
+}
+
+static bool MapInfoByFd(int fd, struct bpf_map_info *map_info, int *err)
+{
+	__u32 len = sizeof(*map_info);
+
+	memset(map_info, 0, sizeof(*map_info));
+	*err = bpf_obj_get_info_by_fd(fd, map_info, &len);
+	return *err == 0;
+}
+
 /*
  * bpf_obj_get() also opens pinned programs and links; fdinfo says what the
  * fd is (libbpf reads it the same way when the kernel lacks map info).
@@ -268,8 +341,6 @@ static bool FdIsMap(int fd)
 Napi::Value BpfMapWrap::OpenPinned(const Napi::CallbackInfo &info)
 {
 	Napi::Env env = info.Env();
-	struct bpf_map_info map_info;
-	__u32 len = sizeof(map_info);
 	std::string path;
 	LibbpfCall call;
 
@@ -285,14 +356,19 @@ Napi::Value BpfMapWrap::OpenPinned(const Napi::CallbackInfo &info)
 		ThrowErrno(env, "bpf_obj_get", EINVAL, "'" + path + "' (not a map)");
 		return env.Undefined();
 	}
-	memset(&map_info, 0, sizeof(map_info));
-	int err = bpf_obj_get_info_by_fd(fd, &map_info, &len);
-	if (err) {
+	return AdoptFd(env, fd, path, "'" + path + "'");
+}
+
+Napi::Value BpfMapWrap::AdoptFd(Napi::Env env, int fd, const std::string &path, const std::string &what)
+{
+	struct bpf_map_info map_info;
+	int err;
+
+	if (!MapInfoByFd(fd, &map_info, &err)) {
 		close(fd);
-		ThrowErrno(env, "bpf_obj_get_info_by_fd", err, "'" + path + "'");
+		ThrowErrno(env, "bpf_obj_get_info_by_fd", err, what);
 		return env.Undefined();
 	}
-
 	Napi::Object inst = GetAddonData(env)->map_ctor.New({ConstructToken(env)});
 	if (env.IsExceptionPending()) {
 		close(fd);
@@ -300,6 +376,119 @@ Napi::Value BpfMapWrap::OpenPinned(const Napi::CallbackInfo &info)
 	}
 	Unwrap(inst)->InitStandalone(fd, map_info, path);
 	return inst;
+}
+
+/* Another fd on the map: it stays alive while this handle is open, even unpinned. */
+Napi::Value BpfMapWrap::OpenById(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	uint64_t id;
+	LibbpfCall call;
+
+	if (!GetOptionalUint(info[0], "id", UINT64_MAX, &id))
+		return env.Undefined();
+	if (id == 0 || id > UINT32_MAX) {
+		ThrowTypeError(env, "id must be a kernel map id (1 to 2^32-1)");
+		return env.Undefined();
+	}
+	int fd = bpf_map_get_fd_by_id(static_cast<__u32>(id));
+	if (fd < 0) {
+		ThrowErrno(env, "bpf_map_get_fd_by_id", fd, "id " + std::to_string(id));
+		return env.Undefined();
+	}
+	return AdoptFd(env, fd, "", "id " + std::to_string(id));
+}
+
+/* A required (or, with dflt, optional) 32-bit field of an options object. */
+static bool GetU32Field(const Napi::Object &o, const char *key, const uint32_t *dflt, uint32_t *out)
+{
+	Napi::Env env = o.Env();
+	std::string what = std::string("map spec: ") + key;
+	Napi::Value v = o.Get(key);
+	uint64_t n;
+
+	if (env.IsExceptionPending())
+		return false;
+	if (v.IsUndefined() && dflt) {
+		*out = *dflt;
+		return true;
+	}
+	if (v.IsUndefined()) {
+		ThrowTypeError(env, what + " is required");
+		return false;
+	}
+	if (!GetOptionalUint(v, what.c_str(), 0, &n))
+		return false;
+	if (n > UINT32_MAX) {
+		ThrowTypeError(env, what + " must fit in 32 bits");
+		return false;
+	}
+	*out = static_cast<uint32_t>(n);
+	return true;
+}
+
+/*
+ * bpf_map_create() without BTF: fine for plain maps, refused by the kernel
+ * for those that need BTF of their keys and values (local storage maps,
+ * maps with spin locks or timers).
+ */
+Napi::Value BpfMapWrap::Create(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	static const uint32_t zero = 0;
+	enum bpf_map_type type;
+	uint32_t key_size, value_size, max_entries, flags;
+	std::string name;
+	int inner_fd = -1;
+	LibbpfCall call;
+
+	if (!info[0].IsObject()) {
+		ThrowTypeError(env, "map spec must be an object");
+		return env.Undefined();
+	}
+	Napi::Object spec = info[0].As<Napi::Object>();
+	if (!MapTypeByName(env, spec.Get("type"), &type))
+		return env.Undefined();
+	Napi::Value name_v = spec.Get("name");
+	if (!name_v.IsUndefined() && !GetString(name_v, "map spec: name", &name))
+		return env.Undefined();
+	/* libbpf would silently cut a longer name to the kernel's 15 characters. */
+	if (name.size() >= BPF_OBJ_NAME_LEN) {
+		ThrowTypeError(env, "map spec: name '" + name + "' is longer than " +
+					    std::to_string(BPF_OBJ_NAME_LEN - 1) + " characters");
+		return env.Undefined();
+	}
+	if (!GetU32Field(spec, "keySize", nullptr, &key_size) ||
+	    !GetU32Field(spec, "valueSize", nullptr, &value_size) ||
+	    !GetU32Field(spec, "maxEntries", nullptr, &max_entries) ||
+	    !GetU32Field(spec, "flags", &zero, &flags))
+		return env.Undefined();
+	Napi::Value inner = spec.Get("innerMap");
+	if (IsMapInMapType(type)) {
+		if (inner.IsUndefined()) {
+			ThrowTypeError(env, "map spec: a " + MapTypeName(type) +
+						    " map needs innerMap, a BpfMap of the shape its maps will have");
+			return env.Undefined();
+		}
+		if ((inner_fd = ArgumentMapFd(inner, "map spec: innerMap")) < 0)
+			return env.Undefined();
+	} else if (!inner.IsUndefined()) {
+		ThrowTypeError(env, "map spec: innerMap is for array_of_maps and hash_of_maps, not " +
+					    MapTypeName(type));
+		return env.Undefined();
+	}
+
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = flags);
+	if (inner_fd >= 0)
+		opts.inner_map_fd = static_cast<__u32>(inner_fd);
+	std::string what = "'" + name + "' (" + MapTypeName(type) + ")";
+	int fd = bpf_map_create(type, name.empty() ? nullptr : name.c_str(), key_size, value_size,
+				max_entries, &opts);
+	if (fd < 0) {
+		ThrowErrno(env, "bpf_map_create", fd, what);
+		return env.Undefined();
+	}
+	return AdoptFd(env, fd, "", what);
 }
 
 Napi::Value BpfMapWrap::GetName(const Napi::CallbackInfo &info)
@@ -401,6 +590,13 @@ Napi::Value BpfMapWrap::Pin(const Napi::CallbackInfo &info)
 	if (standalone_) {
 		if (!pin_path_.empty()) {
 			ThrowErrno(env, "bpf_obj_pin", EEXIST, Describe() + " (pinned at '" + pin_path_ + "')");
+			return env.Undefined();
+		}
+		/* Like libbpf's own pins: the parent directory is created (0700) if missing. */
+		size_t slash = path.find_last_of('/');
+		std::string dir = slash == std::string::npos ? "" : path.substr(0, slash);
+		if (!dir.empty() && mkdir(dir.c_str(), 0700) && errno != EEXIST) {
+			ThrowErrno(env, "mkdir", errno, "'" + dir + "'");
 			return env.Undefined();
 		}
 		int err = bpf_obj_pin(fd, path.c_str());
@@ -661,6 +857,137 @@ Napi::Value BpfMapWrap::Freeze(const Napi::CallbackInfo &info)
 	int err = bpf_map_freeze(fd);
 	if (err)
 		ThrowErrno(env, "bpf_map_freeze", err, Describe());
+	return env.Undefined();
+}
+
+Napi::Value BpfMapWrap::Id(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	struct bpf_map_info map_info;
+	int fd, err;
+
+	if (!CheckOpen(env) || (fd = CreatedFd(env, "id")) < 0)
+		return env.Undefined();
+	if (!MapInfoByFd(fd, &map_info, &err)) {
+		ThrowErrno(env, "bpf_obj_get_info_by_fd", err, Describe());
+		return env.Undefined();
+	}
+	return Napi::Number::New(env, map_info.id);
+}
+
+/*
+ * User space stores an inner map by its fd (a u32); the outer map keeps a
+ * reference to the map itself, so the fd, and the inner BpfMap, may be
+ * closed afterwards.  The kernel refuses (EINVAL) an inner map whose type,
+ * key size, value size or flags differ from the outer map's template, and
+ * for array inner maps also max_entries (unless BPF_F_INNER_MAP).
+ */
+Napi::Value BpfMapWrap::SetInnerMap(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	uint8_t *key;
+	size_t key_len;
+	uint64_t flags;
+	int fd, inner_fd;
+
+	if (!CheckOpen(env) || !CheckMapInMap(env, "setInnerMap") ||
+	    !GetBytes(info[0], "key", &key, &key_len) || !CheckKey(env, key_len) ||
+	    (inner_fd = ArgumentMapFd(info[1], "setInnerMap: inner")) < 0 ||
+	    !GetOptionalUint(info[2], "flags", BPF_ANY, &flags) ||
+	    (fd = CreatedFd(env, "setInnerMap")) < 0)
+		return env.Undefined();
+	__u32 value = static_cast<__u32>(inner_fd);
+	int err = bpf_map_update_elem(fd, key, &value, flags);
+	if (err)
+		ThrowErrno(env, "bpf_map_update_elem", err, Describe() + " (inner map)");
+	return env.Undefined();
+}
+
+/* What user space reads from an outer map is the inner map's id, not an fd. */
+Napi::Value BpfMapWrap::InnerMapId(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	uint8_t *key;
+	size_t key_len;
+	int fd;
+
+	if (!CheckOpen(env) || !CheckMapInMap(env, "innerMapId") ||
+	    !GetBytes(info[0], "key", &key, &key_len) || !CheckKey(env, key_len) ||
+	    (fd = CreatedFd(env, "innerMapId")) < 0)
+		return env.Undefined();
+	__u32 id = 0;
+	int err = bpf_map_lookup_elem(fd, key, &id);
+	if (err == -ENOENT)
+		return env.Null();
+	if (err) {
+		ThrowErrno(env, "bpf_map_lookup_elem", err, Describe());
+		return env.Undefined();
+	}
+	return Napi::Number::New(env, id);
+}
+
+static std::string ShapeOf(enum bpf_map_type type, __u32 key_size, __u32 value_size, __u32 max_entries,
+			   __u32 flags, __u64 extra)
+{
+	std::string s = MapTypeName(type) + " key " + std::to_string(key_size) + " value " +
+			std::to_string(value_size) + " max_entries " + std::to_string(max_entries) +
+			" flags 0x";
+	char hex[32];
+	snprintf(hex, sizeof(hex), "%x", flags);
+	s += hex;
+	if (extra)
+		s += " map_extra " + std::to_string(extra);
+	return s;
+}
+
+/*
+ * bpf_map__reuse_fd(): load() then skips creating this map and relocates
+ * the programs to the given kernel map (libbpf keeps a dup of the fd, so
+ * the given handle may be closed).  libbpf 1.1 takes the kernel's shape
+ * without comparing it with the object's; we insist on what libbpf checks
+ * for pinned maps it reuses by itself (type, sizes, max_entries, flags,
+ * map_extra), so a program never runs against a map of another layout.
+ */
+Napi::Value BpfMapWrap::Reuse(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	struct bpf_map_info map_info;
+	LibbpfCall call;
+	int fd, err;
+
+	if (!CheckOpen(env))
+		return env.Undefined();
+	if (standalone_) {
+		ThrowError(env, "reuse(): BpfMap " + Describe() +
+					" is a standalone handle; reuse() is for a map of a BpfObject before load()");
+		return env.Undefined();
+	}
+	if (ObjectLoadAttempted(owner_wrap_)) {
+		ThrowError(env, "reuse(): the BpfObject of map " + Describe() +
+					" is already loaded; maps are reused before load()");
+		return env.Undefined();
+	}
+	if ((fd = ArgumentMapFd(info[0], "reuse: map")) < 0)
+		return env.Undefined();
+	if (!MapInfoByFd(fd, &map_info, &err)) {
+		ThrowErrno(env, "bpf_obj_get_info_by_fd", err, Describe());
+		return env.Undefined();
+	}
+	std::string want = ShapeOf(bpf_map__type(map_), bpf_map__key_size(map_), bpf_map__value_size(map_),
+				   bpf_map__max_entries(map_), bpf_map__map_flags(map_),
+				   bpf_map__map_extra(map_));
+	std::string have = ShapeOf(static_cast<enum bpf_map_type>(map_info.type), map_info.key_size,
+				   map_info.value_size, map_info.max_entries, map_info.map_flags,
+				   map_info.map_extra);
+	if (want != have) {
+		ThrowErrno(env, "bpf_map__reuse_fd", EINVAL,
+			   Describe() + " (the object declares " + want + "; the given map '" +
+				   map_info.name + "' is " + have + ")");
+		return env.Undefined();
+	}
+	err = bpf_map__reuse_fd(map_, fd);
+	if (err)
+		ThrowErrno(env, "bpf_map__reuse_fd", err, Describe());
 	return env.Undefined();
 }
 

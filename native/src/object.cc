@@ -25,6 +25,7 @@ public:
 	~BpfObjectWrap() override;
 
 	bool IsOpen() const { return obj_ != nullptr; }
+	bool LoadAttempted() const { return load_attempted_; }
 
 private:
 	static Napi::Value OpenFile(const Napi::CallbackInfo &info);
@@ -59,6 +60,11 @@ BpfObjectWrap *UnwrapObject(Napi::Object owner)
 bool ObjectIsOpen(const BpfObjectWrap *obj)
 {
 	return obj && obj->IsOpen();
+}
+
+bool ObjectLoadAttempted(const BpfObjectWrap *obj)
+{
+	return obj && obj->LoadAttempted();
 }
 
 Napi::Function DefineBpfObject(Napi::Env env)

@@ -1,6 +1,6 @@
 // Renders src/abi/generated.ts: constants, layouts, decoders and encoders for
 // every struct of bpf/include/events.h, from the compiled object's BTF.
-import type { FieldLayout, ScalarKind, StructLayout } from './btf.js';
+import type { FieldLayout, FieldType, ScalarKind, StructLayout } from './btf.js';
 
 const camel = (s: string): string => s.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 const pascal = (s: string): string => camel(s).replace(/^[a-z]/, (c) => c.toUpperCase());
@@ -18,49 +18,74 @@ const getter: Record<ScalarKind, string> = {
   s64: 'getBigInt64',
 };
 
-function tsType(f: FieldLayout): string {
-  switch (f.type.kind) {
+function typeOf(t: FieldType): string {
+  switch (t.kind) {
     case 'scalar':
-      return f.type.scalar.endsWith('64') ? 'bigint' : 'number';
+      return t.scalar.endsWith('64') ? 'bigint' : 'number';
     case 'chars':
       return 'Uint8Array';
     case 'struct':
-      return pascal(f.type.struct);
+      return pascal(t.struct);
+    case 'array':
+      return `${typeOf(t.element)}[]`;
   }
 }
 
-function decodeExpr(f: FieldLayout, isLast: boolean): string {
-  const at = `o + ${f.offset}`;
-  switch (f.type.kind) {
+const tsType = (f: FieldLayout): string => typeOf(f.type);
+
+/** An expression decoding a value of type t at byte offset `at` of view v. */
+function decodeOf(t: FieldType, at: string, isTail: boolean): string {
+  switch (t.kind) {
     case 'scalar': {
-      const le = f.type.scalar === 'u8' || f.type.scalar === 's8' ? '' : ', true';
-      return `v.${getter[f.type.scalar]}(${at}${le})`;
+      const le = t.scalar === 'u8' || t.scalar === 's8' ? '' : ', true';
+      return `v.${getter[t.scalar]}(${at}${le})`;
     }
     case 'chars':
       // The last char array of a record is its variable tail: a record
       // carries only the bytes in use, so the view stops at the record's end.
-      return isLast
-        ? `new Uint8Array(v.buffer, v.byteOffset + ${at}, Math.max(0, Math.min(${f.type.length}, v.byteLength - (${at}))))`
-        : `new Uint8Array(v.buffer, v.byteOffset + ${at}, ${f.type.length})`;
+      return isTail
+        ? `new Uint8Array(v.buffer, v.byteOffset + ${at}, Math.max(0, Math.min(${t.length}, v.byteLength - (${at}))))`
+        : `new Uint8Array(v.buffer, v.byteOffset + ${at}, ${t.length})`;
     case 'struct':
-      return `decode${pascal(f.type.struct)}(v, ${at})`;
+      return `decode${pascal(t.struct)}(v, ${at})`;
+    case 'array': {
+      const i = `i${at.length}`;
+      return `Array.from({ length: ${t.length} }, (_, ${i}) => ${decodeOf(t.element, `${at} + ${i} * ${t.stride}`, false)})`;
+    }
   }
 }
 
-function encodeStmt(f: FieldLayout): string {
-  const at = `o + ${f.offset}`;
-  const value = `value.${camel(f.name)}`;
-  switch (f.type.kind) {
+/** A statement encoding `value` of type t at byte offset `at` of view v. */
+function encodeOf(t: FieldType, at: string, value: string): string {
+  switch (t.kind) {
     case 'scalar': {
-      const setter = getter[f.type.scalar].replace(/^get/, 'set');
-      const le = f.type.scalar === 'u8' || f.type.scalar === 's8' ? '' : ', true';
+      const setter = getter[t.scalar].replace(/^get/, 'set');
+      const le = t.scalar === 'u8' || t.scalar === 's8' ? '' : ', true';
       return `v.${setter}(${at}, ${value}${le});`;
     }
     case 'chars':
-      return `new Uint8Array(v.buffer, v.byteOffset + ${at}, ${f.type.length}).set(${value}.subarray(0, ${f.type.length}));`;
+      return `new Uint8Array(v.buffer, v.byteOffset + ${at}, ${t.length}).set(${value}.subarray(0, ${t.length}));`;
     case 'struct':
-      return `encode${pascal(f.type.struct)}(${value}, v, ${at});`;
+      return `encode${pascal(t.struct)}(${value}, v, ${at});`;
+    case 'array': {
+      const i = `i${at.length}`;
+      return `${value}.slice(0, ${t.length}).forEach((x${i}, ${i}) => { ${encodeOf(t.element, `${at} + ${i} * ${t.stride}`, `x${i}`)} });`;
+    }
   }
+}
+
+function decodeExpr(f: FieldLayout, isLast: boolean): string {
+  return decodeOf(f.type, `o + ${f.offset}`, isLast);
+}
+
+function encodeStmt(f: FieldLayout): string {
+  return encodeOf(f.type, `o + ${f.offset}`, `value.${camel(f.name)}`);
+}
+
+function structDeps(t: FieldType): string[] {
+  if (t.kind === 'struct') return [t.struct];
+  if (t.kind === 'array') return structDeps(t.element);
+  return [];
 }
 
 function renderStruct(s: StructLayout): string {
@@ -114,9 +139,9 @@ export function renderAbiModule(
     if (emitted.has(s.name)) return;
     emitted.add(s.name);
     for (const f of s.fields) {
-      if (f.type.kind === 'struct') {
-        const dep = byName.get(f.type.struct);
-        if (!dep) throw new Error(`struct ${s.name}.${f.name}: struct ${f.type.struct} is not part of the ABI`);
+      for (const name of structDeps(f.type)) {
+        const dep = byName.get(name);
+        if (!dep) throw new Error(`struct ${s.name}.${f.name}: struct ${name} is not part of the ABI`);
         visit(dep);
       }
     }

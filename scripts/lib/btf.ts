@@ -24,8 +24,11 @@ export type ScalarKind = 'u8' | 'u16' | 'u32' | 'u64' | 's8' | 's16' | 's32' | '
 
 export type FieldType =
   | { kind: 'scalar'; scalar: ScalarKind }
+  /** char or u8 arrays: bytes */
   | { kind: 'chars'; length: number }
-  | { kind: 'struct'; struct: string };
+  | { kind: 'struct'; struct: string }
+  /** arrays of wider scalars, of structs, or of arrays */
+  | { kind: 'array'; element: FieldType; length: number; stride: number };
 
 export interface FieldLayout {
   /** The C member name. */
@@ -75,7 +78,7 @@ export function structLayouts(types: readonly BtfType[], keep: (name: string) =>
     if (t.kind === 'ARRAY') {
       const elem = resolve(t.type_id ?? 0);
       if (elem.kind === 'INT' && elem.size === 1) return { kind: 'chars', length: t.nr_elems ?? 0 };
-      throw new Error(`${where}: only char arrays are part of the ABI`);
+      return { kind: 'array', element: fieldType(elem, `${where}[]`), length: t.nr_elems ?? 0, stride: sizeOf(elem) };
     }
     if (t.kind === 'STRUCT' && t.name) return { kind: 'struct', struct: t.name };
     throw new Error(`${where}: BTF kind ${t.kind} is not allowed in the ABI (fixed-width integers, char arrays, structs)`);

@@ -2,22 +2,111 @@
 // and the constants of bpf/include/events.h. Do not edit: run `make abi`.
 
 export const KRSI_ABI_VERSION = 1;
+export const KRSI_ACTION_ALLOW = 2;
+export const KRSI_ACTION_AUDIT = 1;
+export const KRSI_ACTION_DENY = 3;
+export const KRSI_ACTION_KILL = 4;
+export const KRSI_ACTION_NONE = 0;
+export const KRSI_ACTION_SECUREEXEC = 5;
 export const KRSI_ARGS_MAX = 4096;
 export const KRSI_ARGV_MAX = 128;
+export const KRSI_CGROUP_LEVELS_MAX = 16;
+export const KRSI_CLASSES_MAX = 64;
 export const KRSI_COMM_LEN = 16;
-export const KRSI_DECISION_ALLOW = 0;
-export const KRSI_DECISION_DENY = 1;
+export const KRSI_CONNECT_ADDRESS_KNOWN = 1;
+export const KRSI_DEFAULT_ALLOW = 0;
+export const KRSI_DEFAULT_DENY = 1;
+export const KRSI_DEFAULT_MONITOR_DENY = 2;
+export const KRSI_DFA_STATES_MAX = 16384;
+export const KRSI_DIMF_CLASSES = 64;
+export const KRSI_DIMF_GLOBS = 4;
+export const KRSI_DIMF_LISTS = 32;
+export const KRSI_DIMF_NETS = 16;
+export const KRSI_DIMF_PREFIXES = 2;
+export const KRSI_DIMF_SHA256 = 128;
+export const KRSI_DIMF_STRINGS = 1;
+export const KRSI_DIMF_VALUES = 8;
+export const KRSI_DIM_ADDRESS = 12;
+export const KRSI_DIM_ANCESTOR = 2;
+export const KRSI_DIM_BINARY = 0;
+export const KRSI_DIM_CGROUP = 5;
+export const KRSI_DIM_COUNT = 14;
+export const KRSI_DIM_DEVICE = 10;
+export const KRSI_DIM_ENV = 6;
+export const KRSI_DIM_FILE = 7;
+export const KRSI_DIM_FSTYPE = 8;
+export const KRSI_DIM_GID = 4;
+export const KRSI_DIM_LISTS_MAX = 4;
+export const KRSI_DIM_MODULE = 11;
+export const KRSI_DIM_PARENT = 1;
+export const KRSI_DIM_PORT = 13;
+export const KRSI_DIM_SOURCE = 9;
+export const KRSI_DIM_UID = 3;
+export const KRSI_ENV_MAX = 4096;
+export const KRSI_EVENT_CONNECT = 6;
 export const KRSI_EVENT_EXEC = 1;
+export const KRSI_EVENT_FILE_OPEN = 2;
+export const KRSI_EVENT_FILE_UNLINK = 3;
+export const KRSI_EVENT_MODULE_LOAD = 5;
+export const KRSI_EVENT_MOUNT = 4;
 export const KRSI_EXEC_ARGV_TRUNCATED = 1;
 export const KRSI_EXEC_ARGV_UNREADABLE = 2;
 export const KRSI_EXEC_DATA_MAX = 12544;
 export const KRSI_EXEC_FILENAME_TRUNCATED = 8;
 export const KRSI_EXEC_PATH_UNRESOLVED = 4;
 export const KRSI_FILENAME_MAX = 256;
+export const KRSI_FILE_PATH_UNRESOLVED = 1;
+export const KRSI_GEN_SLOTS = 4;
+export const KRSI_HASH_NONE = 0;
+export const KRSI_HASH_UNAVAILABLE = 2;
+export const KRSI_HASH_VALID = 1;
 export const KRSI_HOOK_BPRM_CHECK = 0;
 export const KRSI_HOOK_BPRM_COMMITTED = 1;
-export const KRSI_HOOK_COUNT = 2;
+export const KRSI_HOOK_COUNT = 11;
+export const KRSI_HOOK_EXEC_HASH = 2;
+export const KRSI_HOOK_FILE_OPEN = 4;
+export const KRSI_HOOK_KERNEL_LOAD_DATA = 8;
+export const KRSI_HOOK_KERNEL_READ_FILE = 7;
+export const KRSI_HOOK_PATH_UNLINK = 5;
+export const KRSI_HOOK_SB_KERN_MOUNT = 6;
+export const KRSI_HOOK_SB_MOUNT = 10;
+export const KRSI_HOOK_SOCKET_CONNECT = 9;
+export const KRSI_HOOK_TASK_FORK = 3;
+export const KRSI_LIST_STRINGS = 1;
+export const KRSI_LIST_VALUES = 2;
+export const KRSI_MODULE_DATA_MAX = 4352;
+export const KRSI_MODULE_FROM_FILE = 1;
+export const KRSI_MODULE_FROM_MEMORY = 2;
+export const KRSI_MODULE_NAME_UNKNOWN = 2;
+export const KRSI_MODULE_PATH_UNRESOLVED = 1;
+export const KRSI_MOUNT_API_FSCONFIG = 16;
+export const KRSI_MOUNT_API_MOUNT = 8;
+export const KRSI_MOUNT_DATA_MAX = 8448;
+export const KRSI_MOUNT_MOUNTPOINT_KNOWN = 4;
+export const KRSI_MOUNT_SOURCE_KNOWN = 1;
+export const KRSI_MOUNT_SOURCE_TRUNCATED = 2;
 export const KRSI_PATH_MAX = 4096;
+export const KRSI_PHOOK_CLASSES = 6;
+export const KRSI_PHOOK_CONNECT = 5;
+export const KRSI_PHOOK_COUNT = 7;
+export const KRSI_PHOOK_EXEC = 0;
+export const KRSI_PHOOK_FILE_OPEN = 1;
+export const KRSI_PHOOK_FILE_UNLINK = 2;
+export const KRSI_PHOOK_MODULE_LOAD = 4;
+export const KRSI_PHOOK_MOUNT = 3;
+export const KRSI_PREFIX_MAX = 255;
+export const KRSI_REF_AUDIT = 4;
+export const KRSI_REF_CONTEXT_UNKNOWN = 32;
+export const KRSI_REF_DEFAULT = 1;
+export const KRSI_REF_KILLED = 16;
+export const KRSI_REF_NO_POLICY = 64;
+export const KRSI_REF_SECUREEXEC = 8;
+export const KRSI_REF_WOULD_DENY = 2;
+export const KRSI_RULES_MAX = 64;
+export const KRSI_RULE_NONE = 255;
+export const KRSI_STR_MAX = 256;
+export const KRSI_VERDICT_ALLOW = 0;
+export const KRSI_VERDICT_DENY = 1;
 
 /** struct krsi_event_header (16 bytes) */
 export interface KrsiEventHeader {
@@ -116,41 +205,252 @@ export function encodeKrsiTask(value: KrsiTask, v = new DataView(new ArrayBuffer
   return v;
 }
 
-/** struct krsi_exec_event (12664 bytes) */
+/** struct krsi_policy_ref (24 bytes) */
+export interface KrsiPolicyRef {
+  generation: bigint;
+  matched: bigint;
+  hook: number;
+  rule: number;
+  action: number;
+  verdict: number;
+  wouldRule: number;
+  auditRule: number;
+  flags: number;
+}
+
+export const KrsiPolicyRefLayout = {
+  name: 'krsi_policy_ref',
+  size: 24,
+  fields: {
+    generation: { offset: 0, size: 8 },
+    matched: { offset: 8, size: 8 },
+    hook: { offset: 16, size: 1 },
+    rule: { offset: 17, size: 1 },
+    action: { offset: 18, size: 1 },
+    verdict: { offset: 19, size: 1 },
+    would_rule: { offset: 20, size: 1 },
+    audit_rule: { offset: 21, size: 1 },
+    flags: { offset: 22, size: 2 },
+  },
+} as const;
+
+export function decodeKrsiPolicyRef(v: DataView, o = 0): KrsiPolicyRef {
+  return {
+    generation: v.getBigUint64(o + 0, true),
+    matched: v.getBigUint64(o + 8, true),
+    hook: v.getUint8(o + 16),
+    rule: v.getUint8(o + 17),
+    action: v.getUint8(o + 18),
+    verdict: v.getUint8(o + 19),
+    wouldRule: v.getUint8(o + 20),
+    auditRule: v.getUint8(o + 21),
+    flags: v.getUint16(o + 22, true),
+  };
+}
+
+export function encodeKrsiPolicyRef(value: KrsiPolicyRef, v = new DataView(new ArrayBuffer(24)), o = 0): DataView {
+  v.setBigUint64(o + 0, value.generation, true);
+  v.setBigUint64(o + 8, value.matched, true);
+  v.setUint8(o + 16, value.hook);
+  v.setUint8(o + 17, value.rule);
+  v.setUint8(o + 18, value.action);
+  v.setUint8(o + 19, value.verdict);
+  v.setUint8(o + 20, value.wouldRule);
+  v.setUint8(o + 21, value.auditRule);
+  v.setUint16(o + 22, value.flags, true);
+  return v;
+}
+
+/** struct krsi_connect_event (136 bytes) */
+export interface KrsiConnectEvent {
+  hdr: KrsiEventHeader;
+  task: KrsiTask;
+  policy: KrsiPolicyRef;
+  addr: Uint8Array;
+  family: number;
+  port: number;
+  type: number;
+  protocol: number;
+  flags: number;
+}
+
+export const KrsiConnectEventLayout = {
+  name: 'krsi_connect_event',
+  size: 136,
+  fields: {
+    hdr: { offset: 0, size: 16 },
+    task: { offset: 16, size: 64 },
+    policy: { offset: 80, size: 24 },
+    addr: { offset: 104, size: 16 },
+    family: { offset: 120, size: 2 },
+    port: { offset: 122, size: 2 },
+    type: { offset: 124, size: 2 },
+    protocol: { offset: 126, size: 2 },
+    flags: { offset: 128, size: 4 },
+    __pad: { offset: 132, size: 4 },
+  },
+} as const;
+
+export function decodeKrsiConnectEvent(v: DataView, o = 0): KrsiConnectEvent {
+  return {
+    hdr: decodeKrsiEventHeader(v, o + 0),
+    task: decodeKrsiTask(v, o + 16),
+    policy: decodeKrsiPolicyRef(v, o + 80),
+    addr: new Uint8Array(v.buffer, v.byteOffset + o + 104, 16),
+    family: v.getUint16(o + 120, true),
+    port: v.getUint16(o + 122, true),
+    type: v.getUint16(o + 124, true),
+    protocol: v.getUint16(o + 126, true),
+    flags: v.getUint32(o + 128, true),
+  };
+}
+
+export function encodeKrsiConnectEvent(value: KrsiConnectEvent, v = new DataView(new ArrayBuffer(136)), o = 0): DataView {
+  encodeKrsiEventHeader(value.hdr, v, o + 0);
+  encodeKrsiTask(value.task, v, o + 16);
+  encodeKrsiPolicyRef(value.policy, v, o + 80);
+  new Uint8Array(v.buffer, v.byteOffset + o + 104, 16).set(value.addr.subarray(0, 16));
+  v.setUint16(o + 120, value.family, true);
+  v.setUint16(o + 122, value.port, true);
+  v.setUint16(o + 124, value.type, true);
+  v.setUint16(o + 126, value.protocol, true);
+  v.setUint32(o + 128, value.flags, true);
+  return v;
+}
+
+/** struct krsi_dfa_state (520 bytes) */
+export interface KrsiDfaState {
+  accept: bigint;
+  next: number[];
+}
+
+export const KrsiDfaStateLayout = {
+  name: 'krsi_dfa_state',
+  size: 520,
+  fields: {
+    accept: { offset: 0, size: 8 },
+    next: { offset: 8, size: 512 },
+  },
+} as const;
+
+export function decodeKrsiDfaState(v: DataView, o = 0): KrsiDfaState {
+  return {
+    accept: v.getBigUint64(o + 0, true),
+    next: Array.from({ length: 256 }, (_, i5) => v.getUint16(o + 8 + i5 * 2, true)),
+  };
+}
+
+export function encodeKrsiDfaState(value: KrsiDfaState, v = new DataView(new ArrayBuffer(520)), o = 0): DataView {
+  v.setBigUint64(o + 0, value.accept, true);
+  value.next.slice(0, 256).forEach((xi5, i5) => { v.setUint16(o + 8 + i5 * 2, xi5, true); });
+  return v;
+}
+
+/** struct krsi_list_ref (16 bytes) */
+export interface KrsiListRef {
+  list: number;
+  kind: number;
+  rules: bigint;
+}
+
+export const KrsiListRefLayout = {
+  name: 'krsi_list_ref',
+  size: 16,
+  fields: {
+    list: { offset: 0, size: 4 },
+    kind: { offset: 4, size: 4 },
+    rules: { offset: 8, size: 8 },
+  },
+} as const;
+
+export function decodeKrsiListRef(v: DataView, o = 0): KrsiListRef {
+  return {
+    list: v.getUint32(o + 0, true),
+    kind: v.getUint32(o + 4, true),
+    rules: v.getBigUint64(o + 8, true),
+  };
+}
+
+export function encodeKrsiListRef(value: KrsiListRef, v = new DataView(new ArrayBuffer(16)), o = 0): DataView {
+  v.setUint32(o + 0, value.list, true);
+  v.setUint32(o + 4, value.kind, true);
+  v.setBigUint64(o + 8, value.rules, true);
+  return v;
+}
+
+/** struct krsi_dim_policy (88 bytes) */
+export interface KrsiDimPolicy {
+  constrained: bigint;
+  negated: bigint;
+  flags: number;
+  dfaStart: number;
+  lists: KrsiListRef[];
+}
+
+export const KrsiDimPolicyLayout = {
+  name: 'krsi_dim_policy',
+  size: 88,
+  fields: {
+    constrained: { offset: 0, size: 8 },
+    negated: { offset: 8, size: 8 },
+    flags: { offset: 16, size: 4 },
+    dfa_start: { offset: 20, size: 4 },
+    lists: { offset: 24, size: 64 },
+  },
+} as const;
+
+export function decodeKrsiDimPolicy(v: DataView, o = 0): KrsiDimPolicy {
+  return {
+    constrained: v.getBigUint64(o + 0, true),
+    negated: v.getBigUint64(o + 8, true),
+    flags: v.getUint32(o + 16, true),
+    dfaStart: v.getUint32(o + 20, true),
+    lists: Array.from({ length: 4 }, (_, i6) => decodeKrsiListRef(v, o + 24 + i6 * 16)),
+  };
+}
+
+export function encodeKrsiDimPolicy(value: KrsiDimPolicy, v = new DataView(new ArrayBuffer(88)), o = 0): DataView {
+  v.setBigUint64(o + 0, value.constrained, true);
+  v.setBigUint64(o + 8, value.negated, true);
+  v.setUint32(o + 16, value.flags, true);
+  v.setUint32(o + 20, value.dfaStart, true);
+  value.lists.slice(0, 4).forEach((xi6, i6) => { encodeKrsiListRef(xi6, v, o + 24 + i6 * 16); });
+  return v;
+}
+
+/** struct krsi_exec_event (12680 bytes) */
 export interface KrsiExecEvent {
   hdr: KrsiEventHeader;
   task: KrsiTask;
+  policy: KrsiPolicyRef;
   ino: bigint;
   dev: number;
-  decision: number;
   flags: number;
   argc: number;
   pathLen: number;
   filenameLen: number;
   argsLen: number;
   argsCount: number;
-  ruleId: number;
   data: Uint8Array;
 }
 
 export const KrsiExecEventLayout = {
   name: 'krsi_exec_event',
-  size: 12664,
+  size: 12680,
   fields: {
     hdr: { offset: 0, size: 16 },
     task: { offset: 16, size: 64 },
-    ino: { offset: 80, size: 8 },
-    dev: { offset: 88, size: 4 },
-    decision: { offset: 92, size: 4 },
-    flags: { offset: 96, size: 4 },
-    argc: { offset: 100, size: 4 },
-    path_len: { offset: 104, size: 2 },
-    filename_len: { offset: 106, size: 2 },
-    args_len: { offset: 108, size: 2 },
-    args_count: { offset: 110, size: 2 },
-    rule_id: { offset: 112, size: 4 },
-    __pad: { offset: 116, size: 4 },
-    data: { offset: 120, size: 12544 },
+    policy: { offset: 80, size: 24 },
+    ino: { offset: 104, size: 8 },
+    dev: { offset: 112, size: 4 },
+    flags: { offset: 116, size: 4 },
+    argc: { offset: 120, size: 4 },
+    path_len: { offset: 124, size: 2 },
+    filename_len: { offset: 126, size: 2 },
+    args_len: { offset: 128, size: 2 },
+    args_count: { offset: 130, size: 2 },
+    __pad: { offset: 132, size: 4 },
+    data: { offset: 136, size: 12544 },
   },
 } as const;
 
@@ -158,53 +458,213 @@ export function decodeKrsiExecEvent(v: DataView, o = 0): KrsiExecEvent {
   return {
     hdr: decodeKrsiEventHeader(v, o + 0),
     task: decodeKrsiTask(v, o + 16),
-    ino: v.getBigUint64(o + 80, true),
-    dev: v.getUint32(o + 88, true),
-    decision: v.getUint32(o + 92, true),
-    flags: v.getUint32(o + 96, true),
-    argc: v.getUint32(o + 100, true),
-    pathLen: v.getUint16(o + 104, true),
-    filenameLen: v.getUint16(o + 106, true),
-    argsLen: v.getUint16(o + 108, true),
-    argsCount: v.getUint16(o + 110, true),
-    ruleId: v.getUint32(o + 112, true),
-    data: new Uint8Array(v.buffer, v.byteOffset + o + 120, Math.max(0, Math.min(12544, v.byteLength - (o + 120)))),
+    policy: decodeKrsiPolicyRef(v, o + 80),
+    ino: v.getBigUint64(o + 104, true),
+    dev: v.getUint32(o + 112, true),
+    flags: v.getUint32(o + 116, true),
+    argc: v.getUint32(o + 120, true),
+    pathLen: v.getUint16(o + 124, true),
+    filenameLen: v.getUint16(o + 126, true),
+    argsLen: v.getUint16(o + 128, true),
+    argsCount: v.getUint16(o + 130, true),
+    data: new Uint8Array(v.buffer, v.byteOffset + o + 136, Math.max(0, Math.min(12544, v.byteLength - (o + 136)))),
   };
 }
 
-export function encodeKrsiExecEvent(value: KrsiExecEvent, v = new DataView(new ArrayBuffer(12664)), o = 0): DataView {
+export function encodeKrsiExecEvent(value: KrsiExecEvent, v = new DataView(new ArrayBuffer(12680)), o = 0): DataView {
   encodeKrsiEventHeader(value.hdr, v, o + 0);
   encodeKrsiTask(value.task, v, o + 16);
-  v.setBigUint64(o + 80, value.ino, true);
-  v.setUint32(o + 88, value.dev, true);
-  v.setUint32(o + 92, value.decision, true);
-  v.setUint32(o + 96, value.flags, true);
-  v.setUint32(o + 100, value.argc, true);
-  v.setUint16(o + 104, value.pathLen, true);
-  v.setUint16(o + 106, value.filenameLen, true);
-  v.setUint16(o + 108, value.argsLen, true);
-  v.setUint16(o + 110, value.argsCount, true);
-  v.setUint32(o + 112, value.ruleId, true);
-  new Uint8Array(v.buffer, v.byteOffset + o + 120, 12544).set(value.data.subarray(0, 12544));
+  encodeKrsiPolicyRef(value.policy, v, o + 80);
+  v.setBigUint64(o + 104, value.ino, true);
+  v.setUint32(o + 112, value.dev, true);
+  v.setUint32(o + 116, value.flags, true);
+  v.setUint32(o + 120, value.argc, true);
+  v.setUint16(o + 124, value.pathLen, true);
+  v.setUint16(o + 126, value.filenameLen, true);
+  v.setUint16(o + 128, value.argsLen, true);
+  v.setUint16(o + 130, value.argsCount, true);
+  new Uint8Array(v.buffer, v.byteOffset + o + 136, 12544).set(value.data.subarray(0, 12544));
   return v;
 }
 
-/** struct krsi_hook_stats (32 bytes) */
+/** struct krsi_file_event (4224 bytes) */
+export interface KrsiFileEvent {
+  hdr: KrsiEventHeader;
+  task: KrsiTask;
+  policy: KrsiPolicyRef;
+  ino: bigint;
+  dev: number;
+  openFlags: number;
+  fmode: number;
+  pathLen: number;
+  flags: number;
+  data: Uint8Array;
+}
+
+export const KrsiFileEventLayout = {
+  name: 'krsi_file_event',
+  size: 4224,
+  fields: {
+    hdr: { offset: 0, size: 16 },
+    task: { offset: 16, size: 64 },
+    policy: { offset: 80, size: 24 },
+    ino: { offset: 104, size: 8 },
+    dev: { offset: 112, size: 4 },
+    open_flags: { offset: 116, size: 4 },
+    fmode: { offset: 120, size: 4 },
+    path_len: { offset: 124, size: 2 },
+    flags: { offset: 126, size: 2 },
+    data: { offset: 128, size: 4096 },
+  },
+} as const;
+
+export function decodeKrsiFileEvent(v: DataView, o = 0): KrsiFileEvent {
+  return {
+    hdr: decodeKrsiEventHeader(v, o + 0),
+    task: decodeKrsiTask(v, o + 16),
+    policy: decodeKrsiPolicyRef(v, o + 80),
+    ino: v.getBigUint64(o + 104, true),
+    dev: v.getUint32(o + 112, true),
+    openFlags: v.getUint32(o + 116, true),
+    fmode: v.getUint32(o + 120, true),
+    pathLen: v.getUint16(o + 124, true),
+    flags: v.getUint16(o + 126, true),
+    data: new Uint8Array(v.buffer, v.byteOffset + o + 128, Math.max(0, Math.min(4096, v.byteLength - (o + 128)))),
+  };
+}
+
+export function encodeKrsiFileEvent(value: KrsiFileEvent, v = new DataView(new ArrayBuffer(4224)), o = 0): DataView {
+  encodeKrsiEventHeader(value.hdr, v, o + 0);
+  encodeKrsiTask(value.task, v, o + 16);
+  encodeKrsiPolicyRef(value.policy, v, o + 80);
+  v.setBigUint64(o + 104, value.ino, true);
+  v.setUint32(o + 112, value.dev, true);
+  v.setUint32(o + 116, value.openFlags, true);
+  v.setUint32(o + 120, value.fmode, true);
+  v.setUint16(o + 124, value.pathLen, true);
+  v.setUint16(o + 126, value.flags, true);
+  new Uint8Array(v.buffer, v.byteOffset + o + 128, 4096).set(value.data.subarray(0, 4096));
+  return v;
+}
+
+/** struct krsi_rate_limit (8 bytes) */
+export interface KrsiRateLimit {
+  events: number;
+  periodMs: number;
+}
+
+export const KrsiRateLimitLayout = {
+  name: 'krsi_rate_limit',
+  size: 8,
+  fields: {
+    events: { offset: 0, size: 4 },
+    period_ms: { offset: 4, size: 4 },
+  },
+} as const;
+
+export function decodeKrsiRateLimit(v: DataView, o = 0): KrsiRateLimit {
+  return {
+    events: v.getUint32(o + 0, true),
+    periodMs: v.getUint32(o + 4, true),
+  };
+}
+
+export function encodeKrsiRateLimit(value: KrsiRateLimit, v = new DataView(new ArrayBuffer(8)), o = 0): DataView {
+  v.setUint32(o + 0, value.events, true);
+  v.setUint32(o + 4, value.periodMs, true);
+  return v;
+}
+
+/** struct krsi_hook_policy (3352 bytes) */
+export interface KrsiHookPolicy {
+  generation: bigint;
+  rules: bigint;
+  audit: bigint;
+  allow: bigint;
+  deny: bigint;
+  kill: bigint;
+  secureexec: bigint;
+  monitor: bigint;
+  defaultAction: number;
+  dims: number;
+  dim: KrsiDimPolicy[];
+  classRules: bigint[][];
+  rate: KrsiRateLimit[];
+}
+
+export const KrsiHookPolicyLayout = {
+  name: 'krsi_hook_policy',
+  size: 3352,
+  fields: {
+    generation: { offset: 0, size: 8 },
+    rules: { offset: 8, size: 8 },
+    audit: { offset: 16, size: 8 },
+    allow: { offset: 24, size: 8 },
+    deny: { offset: 32, size: 8 },
+    kill: { offset: 40, size: 8 },
+    secureexec: { offset: 48, size: 8 },
+    monitor: { offset: 56, size: 8 },
+    default_action: { offset: 64, size: 4 },
+    dims: { offset: 68, size: 4 },
+    dim: { offset: 72, size: 1232 },
+    class_rules: { offset: 1304, size: 1536 },
+    rate: { offset: 2840, size: 512 },
+  },
+} as const;
+
+export function decodeKrsiHookPolicy(v: DataView, o = 0): KrsiHookPolicy {
+  return {
+    generation: v.getBigUint64(o + 0, true),
+    rules: v.getBigUint64(o + 8, true),
+    audit: v.getBigUint64(o + 16, true),
+    allow: v.getBigUint64(o + 24, true),
+    deny: v.getBigUint64(o + 32, true),
+    kill: v.getBigUint64(o + 40, true),
+    secureexec: v.getBigUint64(o + 48, true),
+    monitor: v.getBigUint64(o + 56, true),
+    defaultAction: v.getUint32(o + 64, true),
+    dims: v.getUint32(o + 68, true),
+    dim: Array.from({ length: 14 }, (_, i6) => decodeKrsiDimPolicy(v, o + 72 + i6 * 88)),
+    classRules: Array.from({ length: 3 }, (_, i8) => Array.from({ length: 64 }, (_, i19) => v.getBigUint64(o + 1304 + i8 * 512 + i19 * 8, true))),
+    rate: Array.from({ length: 64 }, (_, i8) => decodeKrsiRateLimit(v, o + 2840 + i8 * 8)),
+  };
+}
+
+export function encodeKrsiHookPolicy(value: KrsiHookPolicy, v = new DataView(new ArrayBuffer(3352)), o = 0): DataView {
+  v.setBigUint64(o + 0, value.generation, true);
+  v.setBigUint64(o + 8, value.rules, true);
+  v.setBigUint64(o + 16, value.audit, true);
+  v.setBigUint64(o + 24, value.allow, true);
+  v.setBigUint64(o + 32, value.deny, true);
+  v.setBigUint64(o + 40, value.kill, true);
+  v.setBigUint64(o + 48, value.secureexec, true);
+  v.setBigUint64(o + 56, value.monitor, true);
+  v.setUint32(o + 64, value.defaultAction, true);
+  v.setUint32(o + 68, value.dims, true);
+  value.dim.slice(0, 14).forEach((xi6, i6) => { encodeKrsiDimPolicy(xi6, v, o + 72 + i6 * 88); });
+  value.classRules.slice(0, 3).forEach((xi8, i8) => { xi8.slice(0, 64).forEach((xi19, i19) => { v.setBigUint64(o + 1304 + i8 * 512 + i19 * 8, xi19, true); }); });
+  value.rate.slice(0, 64).forEach((xi8, i8) => { encodeKrsiRateLimit(xi8, v, o + 2840 + i8 * 8); });
+  return v;
+}
+
+/** struct krsi_hook_stats (40 bytes) */
 export interface KrsiHookStats {
   seen: bigint;
   denied: bigint;
   emitted: bigint;
   dropped: bigint;
+  rateLimited: bigint;
 }
 
 export const KrsiHookStatsLayout = {
   name: 'krsi_hook_stats',
-  size: 32,
+  size: 40,
   fields: {
     seen: { offset: 0, size: 8 },
     denied: { offset: 8, size: 8 },
     emitted: { offset: 16, size: 8 },
     dropped: { offset: 24, size: 8 },
+    rate_limited: { offset: 32, size: 8 },
   },
 } as const;
 
@@ -214,42 +674,399 @@ export function decodeKrsiHookStats(v: DataView, o = 0): KrsiHookStats {
     denied: v.getBigUint64(o + 8, true),
     emitted: v.getBigUint64(o + 16, true),
     dropped: v.getBigUint64(o + 24, true),
+    rateLimited: v.getBigUint64(o + 32, true),
   };
 }
 
-export function encodeKrsiHookStats(value: KrsiHookStats, v = new DataView(new ArrayBuffer(32)), o = 0): DataView {
+export function encodeKrsiHookStats(value: KrsiHookStats, v = new DataView(new ArrayBuffer(40)), o = 0): DataView {
   v.setBigUint64(o + 0, value.seen, true);
   v.setBigUint64(o + 8, value.denied, true);
   v.setBigUint64(o + 16, value.emitted, true);
   v.setBigUint64(o + 24, value.dropped, true);
+  v.setBigUint64(o + 32, value.rateLimited, true);
   return v;
 }
 
-/** struct krsi_inode_key (16 bytes) */
-export interface KrsiInodeKey {
-  ino: bigint;
-  dev: number;
+/** struct krsi_list_entry (8 bytes) */
+export interface KrsiListEntry {
+  expiresNs: bigint;
 }
 
-export const KrsiInodeKeyLayout = {
-  name: 'krsi_inode_key',
-  size: 16,
+export const KrsiListEntryLayout = {
+  name: 'krsi_list_entry',
+  size: 8,
   fields: {
-    ino: { offset: 0, size: 8 },
-    dev: { offset: 8, size: 4 },
-    __pad: { offset: 12, size: 4 },
+    expires_ns: { offset: 0, size: 8 },
   },
 } as const;
 
-export function decodeKrsiInodeKey(v: DataView, o = 0): KrsiInodeKey {
+export function decodeKrsiListEntry(v: DataView, o = 0): KrsiListEntry {
   return {
-    ino: v.getBigUint64(o + 0, true),
-    dev: v.getUint32(o + 8, true),
+    expiresNs: v.getBigUint64(o + 0, true),
   };
 }
 
-export function encodeKrsiInodeKey(value: KrsiInodeKey, v = new DataView(new ArrayBuffer(16)), o = 0): DataView {
-  v.setBigUint64(o + 0, value.ino, true);
-  v.setUint32(o + 8, value.dev, true);
+export function encodeKrsiListEntry(value: KrsiListEntry, v = new DataView(new ArrayBuffer(8)), o = 0): DataView {
+  v.setBigUint64(o + 0, value.expiresNs, true);
+  return v;
+}
+
+/** struct krsi_module_event (4480 bytes) */
+export interface KrsiModuleEvent {
+  hdr: KrsiEventHeader;
+  task: KrsiTask;
+  policy: KrsiPolicyRef;
+  ino: bigint;
+  dev: number;
+  source: number;
+  flags: number;
+  nameLen: number;
+  pathLen: number;
+  data: Uint8Array;
+}
+
+export const KrsiModuleEventLayout = {
+  name: 'krsi_module_event',
+  size: 4480,
+  fields: {
+    hdr: { offset: 0, size: 16 },
+    task: { offset: 16, size: 64 },
+    policy: { offset: 80, size: 24 },
+    ino: { offset: 104, size: 8 },
+    dev: { offset: 112, size: 4 },
+    source: { offset: 116, size: 4 },
+    flags: { offset: 120, size: 4 },
+    name_len: { offset: 124, size: 2 },
+    path_len: { offset: 126, size: 2 },
+    data: { offset: 128, size: 4352 },
+  },
+} as const;
+
+export function decodeKrsiModuleEvent(v: DataView, o = 0): KrsiModuleEvent {
+  return {
+    hdr: decodeKrsiEventHeader(v, o + 0),
+    task: decodeKrsiTask(v, o + 16),
+    policy: decodeKrsiPolicyRef(v, o + 80),
+    ino: v.getBigUint64(o + 104, true),
+    dev: v.getUint32(o + 112, true),
+    source: v.getUint32(o + 116, true),
+    flags: v.getUint32(o + 120, true),
+    nameLen: v.getUint16(o + 124, true),
+    pathLen: v.getUint16(o + 126, true),
+    data: new Uint8Array(v.buffer, v.byteOffset + o + 128, Math.max(0, Math.min(4352, v.byteLength - (o + 128)))),
+  };
+}
+
+export function encodeKrsiModuleEvent(value: KrsiModuleEvent, v = new DataView(new ArrayBuffer(4480)), o = 0): DataView {
+  encodeKrsiEventHeader(value.hdr, v, o + 0);
+  encodeKrsiTask(value.task, v, o + 16);
+  encodeKrsiPolicyRef(value.policy, v, o + 80);
+  v.setBigUint64(o + 104, value.ino, true);
+  v.setUint32(o + 112, value.dev, true);
+  v.setUint32(o + 116, value.source, true);
+  v.setUint32(o + 120, value.flags, true);
+  v.setUint16(o + 124, value.nameLen, true);
+  v.setUint16(o + 126, value.pathLen, true);
+  new Uint8Array(v.buffer, v.byteOffset + o + 128, 4352).set(value.data.subarray(0, 4352));
+  return v;
+}
+
+/** struct krsi_mount_event (8584 bytes) */
+export interface KrsiMountEvent {
+  hdr: KrsiEventHeader;
+  task: KrsiTask;
+  policy: KrsiPolicyRef;
+  dev: number;
+  bdev: number;
+  sbFlags: number;
+  mountFlags: number;
+  flags: number;
+  fstypeLen: number;
+  sourceLen: number;
+  mountpointLen: number;
+  data: Uint8Array;
+}
+
+export const KrsiMountEventLayout = {
+  name: 'krsi_mount_event',
+  size: 8584,
+  fields: {
+    hdr: { offset: 0, size: 16 },
+    task: { offset: 16, size: 64 },
+    policy: { offset: 80, size: 24 },
+    dev: { offset: 104, size: 4 },
+    bdev: { offset: 108, size: 4 },
+    sb_flags: { offset: 112, size: 4 },
+    mount_flags: { offset: 116, size: 4 },
+    flags: { offset: 120, size: 4 },
+    fstype_len: { offset: 124, size: 2 },
+    source_len: { offset: 126, size: 2 },
+    mountpoint_len: { offset: 128, size: 2 },
+    __pad: { offset: 130, size: 2 },
+    __pad2: { offset: 132, size: 4 },
+    data: { offset: 136, size: 8448 },
+  },
+} as const;
+
+export function decodeKrsiMountEvent(v: DataView, o = 0): KrsiMountEvent {
+  return {
+    hdr: decodeKrsiEventHeader(v, o + 0),
+    task: decodeKrsiTask(v, o + 16),
+    policy: decodeKrsiPolicyRef(v, o + 80),
+    dev: v.getUint32(o + 104, true),
+    bdev: v.getUint32(o + 108, true),
+    sbFlags: v.getUint32(o + 112, true),
+    mountFlags: v.getUint32(o + 116, true),
+    flags: v.getUint32(o + 120, true),
+    fstypeLen: v.getUint16(o + 124, true),
+    sourceLen: v.getUint16(o + 126, true),
+    mountpointLen: v.getUint16(o + 128, true),
+    data: new Uint8Array(v.buffer, v.byteOffset + o + 136, Math.max(0, Math.min(8448, v.byteLength - (o + 136)))),
+  };
+}
+
+export function encodeKrsiMountEvent(value: KrsiMountEvent, v = new DataView(new ArrayBuffer(8584)), o = 0): DataView {
+  encodeKrsiEventHeader(value.hdr, v, o + 0);
+  encodeKrsiTask(value.task, v, o + 16);
+  encodeKrsiPolicyRef(value.policy, v, o + 80);
+  v.setUint32(o + 104, value.dev, true);
+  v.setUint32(o + 108, value.bdev, true);
+  v.setUint32(o + 112, value.sbFlags, true);
+  v.setUint32(o + 116, value.mountFlags, true);
+  v.setUint32(o + 120, value.flags, true);
+  v.setUint16(o + 124, value.fstypeLen, true);
+  v.setUint16(o + 126, value.sourceLen, true);
+  v.setUint16(o + 128, value.mountpointLen, true);
+  new Uint8Array(v.buffer, v.byteOffset + o + 136, 8448).set(value.data.subarray(0, 8448));
+  return v;
+}
+
+/** struct krsi_net_key (24 bytes) */
+export interface KrsiNetKey {
+  prefixlen: number;
+  table: number;
+  addr: Uint8Array;
+}
+
+export const KrsiNetKeyLayout = {
+  name: 'krsi_net_key',
+  size: 24,
+  fields: {
+    prefixlen: { offset: 0, size: 4 },
+    table: { offset: 4, size: 1 },
+    addr: { offset: 5, size: 16 },
+    __pad: { offset: 21, size: 3 },
+  },
+} as const;
+
+export function decodeKrsiNetKey(v: DataView, o = 0): KrsiNetKey {
+  return {
+    prefixlen: v.getUint32(o + 0, true),
+    table: v.getUint8(o + 4),
+    addr: new Uint8Array(v.buffer, v.byteOffset + o + 5, 16),
+  };
+}
+
+export function encodeKrsiNetKey(value: KrsiNetKey, v = new DataView(new ArrayBuffer(24)), o = 0): DataView {
+  v.setUint32(o + 0, value.prefixlen, true);
+  v.setUint8(o + 4, value.table);
+  new Uint8Array(v.buffer, v.byteOffset + o + 5, 16).set(value.addr.subarray(0, 16));
+  return v;
+}
+
+/** struct krsi_policy_active (4 bytes) */
+export interface KrsiPolicyActive {
+  slot: number;
+}
+
+export const KrsiPolicyActiveLayout = {
+  name: 'krsi_policy_active',
+  size: 4,
+  fields: {
+    slot: { offset: 0, size: 4 },
+  },
+} as const;
+
+export function decodeKrsiPolicyActive(v: DataView, o = 0): KrsiPolicyActive {
+  return {
+    slot: v.getUint32(o + 0, true),
+  };
+}
+
+export function encodeKrsiPolicyActive(value: KrsiPolicyActive, v = new DataView(new ArrayBuffer(4)), o = 0): DataView {
+  v.setUint32(o + 0, value.slot, true);
+  return v;
+}
+
+/** struct krsi_policy_needs (4 bytes) */
+export interface KrsiPolicyNeeds {
+  sha256: number;
+}
+
+export const KrsiPolicyNeedsLayout = {
+  name: 'krsi_policy_needs',
+  size: 4,
+  fields: {
+    sha256: { offset: 0, size: 4 },
+  },
+} as const;
+
+export function decodeKrsiPolicyNeeds(v: DataView, o = 0): KrsiPolicyNeeds {
+  return {
+    sha256: v.getUint32(o + 0, true),
+  };
+}
+
+export function encodeKrsiPolicyNeeds(value: KrsiPolicyNeeds, v = new DataView(new ArrayBuffer(4)), o = 0): DataView {
+  v.setUint32(o + 0, value.sha256, true);
+  return v;
+}
+
+/** struct krsi_prefix_key (260 bytes) */
+export interface KrsiPrefixKey {
+  prefixlen: number;
+  table: number;
+  s: Uint8Array;
+}
+
+export const KrsiPrefixKeyLayout = {
+  name: 'krsi_prefix_key',
+  size: 260,
+  fields: {
+    prefixlen: { offset: 0, size: 4 },
+    table: { offset: 4, size: 1 },
+    s: { offset: 5, size: 255 },
+  },
+} as const;
+
+export function decodeKrsiPrefixKey(v: DataView, o = 0): KrsiPrefixKey {
+  return {
+    prefixlen: v.getUint32(o + 0, true),
+    table: v.getUint8(o + 4),
+    s: new Uint8Array(v.buffer, v.byteOffset + o + 5, Math.max(0, Math.min(255, v.byteLength - (o + 5)))),
+  };
+}
+
+export function encodeKrsiPrefixKey(value: KrsiPrefixKey, v = new DataView(new ArrayBuffer(260)), o = 0): DataView {
+  v.setUint32(o + 0, value.prefixlen, true);
+  v.setUint8(o + 4, value.table);
+  new Uint8Array(v.buffer, v.byteOffset + o + 5, 255).set(value.s.subarray(0, 255));
+  return v;
+}
+
+/** struct krsi_str_key (260 bytes) */
+export interface KrsiStrKey {
+  table: number;
+  s: Uint8Array;
+}
+
+export const KrsiStrKeyLayout = {
+  name: 'krsi_str_key',
+  size: 260,
+  fields: {
+    table: { offset: 0, size: 4 },
+    s: { offset: 4, size: 256 },
+  },
+} as const;
+
+export function decodeKrsiStrKey(v: DataView, o = 0): KrsiStrKey {
+  return {
+    table: v.getUint32(o + 0, true),
+    s: new Uint8Array(v.buffer, v.byteOffset + o + 4, Math.max(0, Math.min(256, v.byteLength - (o + 4)))),
+  };
+}
+
+export function encodeKrsiStrKey(value: KrsiStrKey, v = new DataView(new ArrayBuffer(260)), o = 0): DataView {
+  v.setUint32(o + 0, value.table, true);
+  new Uint8Array(v.buffer, v.byteOffset + o + 4, 256).set(value.s.subarray(0, 256));
+  return v;
+}
+
+/** struct krsi_task_ctx (112 bytes) */
+export interface KrsiTaskCtx {
+  selfGeneration: bigint;
+  self: bigint;
+  ancestorsGeneration: bigint;
+  ancestors: bigint;
+  sha256: Uint8Array;
+  hashIno: bigint;
+  hashDev: number;
+  hashState: number;
+  execBprm: bigint;
+  execRef: KrsiPolicyRef;
+}
+
+export const KrsiTaskCtxLayout = {
+  name: 'krsi_task_ctx',
+  size: 112,
+  fields: {
+    self_generation: { offset: 0, size: 8 },
+    self: { offset: 8, size: 8 },
+    ancestors_generation: { offset: 16, size: 8 },
+    ancestors: { offset: 24, size: 8 },
+    sha256: { offset: 32, size: 32 },
+    hash_ino: { offset: 64, size: 8 },
+    hash_dev: { offset: 72, size: 4 },
+    hash_state: { offset: 76, size: 4 },
+    exec_bprm: { offset: 80, size: 8 },
+    exec_ref: { offset: 88, size: 24 },
+  },
+} as const;
+
+export function decodeKrsiTaskCtx(v: DataView, o = 0): KrsiTaskCtx {
+  return {
+    selfGeneration: v.getBigUint64(o + 0, true),
+    self: v.getBigUint64(o + 8, true),
+    ancestorsGeneration: v.getBigUint64(o + 16, true),
+    ancestors: v.getBigUint64(o + 24, true),
+    sha256: new Uint8Array(v.buffer, v.byteOffset + o + 32, 32),
+    hashIno: v.getBigUint64(o + 64, true),
+    hashDev: v.getUint32(o + 72, true),
+    hashState: v.getUint32(o + 76, true),
+    execBprm: v.getBigUint64(o + 80, true),
+    execRef: decodeKrsiPolicyRef(v, o + 88),
+  };
+}
+
+export function encodeKrsiTaskCtx(value: KrsiTaskCtx, v = new DataView(new ArrayBuffer(112)), o = 0): DataView {
+  v.setBigUint64(o + 0, value.selfGeneration, true);
+  v.setBigUint64(o + 8, value.self, true);
+  v.setBigUint64(o + 16, value.ancestorsGeneration, true);
+  v.setBigUint64(o + 24, value.ancestors, true);
+  new Uint8Array(v.buffer, v.byteOffset + o + 32, 32).set(value.sha256.subarray(0, 32));
+  v.setBigUint64(o + 64, value.hashIno, true);
+  v.setUint32(o + 72, value.hashDev, true);
+  v.setUint32(o + 76, value.hashState, true);
+  v.setBigUint64(o + 80, value.execBprm, true);
+  encodeKrsiPolicyRef(value.execRef, v, o + 88);
+  return v;
+}
+
+/** struct krsi_value_key (40 bytes) */
+export interface KrsiValueKey {
+  table: number;
+  v: bigint[];
+}
+
+export const KrsiValueKeyLayout = {
+  name: 'krsi_value_key',
+  size: 40,
+  fields: {
+    table: { offset: 0, size: 4 },
+    __pad: { offset: 4, size: 4 },
+    v: { offset: 8, size: 32 },
+  },
+} as const;
+
+export function decodeKrsiValueKey(v: DataView, o = 0): KrsiValueKey {
+  return {
+    table: v.getUint32(o + 0, true),
+    v: Array.from({ length: 4 }, (_, i5) => v.getBigUint64(o + 8 + i5 * 8, true)),
+  };
+}
+
+export function encodeKrsiValueKey(value: KrsiValueKey, v = new DataView(new ArrayBuffer(40)), o = 0): DataView {
+  v.setUint32(o + 0, value.table, true);
+  value.v.slice(0, 4).forEach((xi5, i5) => { v.setBigUint64(o + 8 + i5 * 8, xi5, true); });
   return v;
 }

@@ -1,6 +1,19 @@
-// The hooks the agent's object attaches to, indexed as the counters map is
-// (KRSI_HOOK_* in events.h).
-import { KRSI_HOOK_BPRM_CHECK, KRSI_HOOK_BPRM_COMMITTED, KRSI_HOOK_COUNT } from '../abi/generated.js';
+// The programs of krsi.bpf.o: the kernel hook each is attached to, and its
+// counters (index KRSI_HOOK_* of the counters map).
+import {
+  KRSI_HOOK_BPRM_CHECK,
+  KRSI_HOOK_BPRM_COMMITTED,
+  KRSI_HOOK_COUNT,
+  KRSI_HOOK_EXEC_HASH,
+  KRSI_HOOK_FILE_OPEN,
+  KRSI_HOOK_KERNEL_LOAD_DATA,
+  KRSI_HOOK_KERNEL_READ_FILE,
+  KRSI_HOOK_PATH_UNLINK,
+  KRSI_HOOK_SB_KERN_MOUNT,
+  KRSI_HOOK_SB_MOUNT,
+  KRSI_HOOK_SOCKET_CONNECT,
+  KRSI_HOOK_TASK_FORK,
+} from '../abi/generated.js';
 
 export interface HookInfo {
   /** Counter index (KRSI_HOOK_*). */
@@ -9,13 +22,40 @@ export interface HookInfo {
   hook: string;
   /** The BPF program attached to it. */
   program: string;
+  /**
+   * Enforcing programs are attached once the policy is in place; the others
+   * (bookkeeping) first, so that what they track is current from then on.
+   */
+  enforcing: boolean;
 }
 
 export const hooks: readonly HookInfo[] = [
-  { index: KRSI_HOOK_BPRM_CHECK, hook: 'bprm_check_security', program: 'exec_check' },
-  { index: KRSI_HOOK_BPRM_COMMITTED, hook: 'bprm_committed_creds', program: 'exec_committed' },
+  { index: KRSI_HOOK_TASK_FORK, hook: 'sched_process_fork', program: 'lineage_fork', enforcing: false },
+  { index: KRSI_HOOK_BPRM_COMMITTED, hook: 'bprm_committed_creds', program: 'exec_committed', enforcing: false },
+  // What sb_kern_mount cannot see of a mount(2): its source, flags and mountpoint.
+  { index: KRSI_HOOK_SB_MOUNT, hook: 'sb_mount', program: 'mount_request', enforcing: false },
+  { index: KRSI_HOOK_BPRM_CHECK, hook: 'bprm_check_security', program: 'exec_check', enforcing: true },
+  // Attached after exec_check so that it runs before it: BPF LSM trampolines
+  // run the most recently attached program first.
+  { index: KRSI_HOOK_EXEC_HASH, hook: 'bprm_check_security (IMA hash)', program: 'exec_hash', enforcing: true },
+  { index: KRSI_HOOK_FILE_OPEN, hook: 'file_open', program: 'file_open', enforcing: true },
+  { index: KRSI_HOOK_PATH_UNLINK, hook: 'path_unlink', program: 'file_unlink', enforcing: true },
+  { index: KRSI_HOOK_SB_KERN_MOUNT, hook: 'sb_kern_mount', program: 'mount_check', enforcing: true },
+  { index: KRSI_HOOK_KERNEL_READ_FILE, hook: 'kernel_read_file', program: 'module_read', enforcing: true },
+  // init_module(2): the image is there after the copy, with the module's name.
+  { index: KRSI_HOOK_KERNEL_LOAD_DATA, hook: 'kernel_post_load_data', program: 'module_data', enforcing: true },
+  { index: KRSI_HOOK_SOCKET_CONNECT, hook: 'socket_connect', program: 'connect_check', enforcing: true },
 ];
 
-if (hooks.length !== KRSI_HOOK_COUNT) {
-  throw new Error(`src/agent/hooks.ts lists ${hooks.length} hooks but events.h has KRSI_HOOK_COUNT ${KRSI_HOOK_COUNT}`);
+for (const h of hooks) {
+  if (h.index >= KRSI_HOOK_COUNT || hooks.filter((x) => x.index === h.index).length > 1) {
+    throw new Error(`src/agent/hooks.ts: counter index ${h.index} of ${h.program} is out of range or taken twice`);
+  }
+}
+
+export function programsInAttachOrder(): { bookkeeping: string[]; enforcing: string[] } {
+  return {
+    bookkeeping: hooks.filter((h) => !h.enforcing).map((h) => h.program),
+    enforcing: hooks.filter((h) => h.enforcing).map((h) => h.program),
+  };
 }

@@ -106,6 +106,17 @@ export interface BpfLink {
   close(): void;
   /** Kernel link id. */
   id(): number;
+  /** What identifies a link, e.g. one adopted from bpffs (bpf_obj_get_info_by_fd on the link). */
+  info(): LinkInfo;
+}
+
+export interface LinkInfo {
+  /** Kernel link id. */
+  id: number;
+  /** Kernel id of the attached program. */
+  progId: number;
+  /** libbpf_bpf_link_type_str(), e.g. 'tracing' (fentry, lsm), 'raw_tracepoint' (tp_btf, raw_tp). */
+  type: string;
 }
 
 export interface BpfLinkStatic {
@@ -125,6 +136,38 @@ export const BPF_ANY = 0;
 export const BPF_NOEXIST = 1;
 export const BPF_EXIST = 2;
 
+/** map_flags for MapSpec.flags (uapi/linux/bpf.h). */
+export const BPF_F_NO_PREALLOC = 0x1;
+/** User space may only read the map. */
+export const BPF_F_RDONLY = 0x8;
+/** User space may only write the map. */
+export const BPF_F_WRONLY = 0x10;
+/** Programs may only read the map. */
+export const BPF_F_RDONLY_PROG = 0x80;
+/** Programs may only write the map. */
+export const BPF_F_WRONLY_PROG = 0x100;
+/** Array inner maps of a map-in-map may differ in max_entries (template and inner maps all need it). */
+export const BPF_F_INNER_MAP = 0x1000;
+
+/** A map for BpfMap.create(): no BTF, so not the map types that need it (task_storage, ...). */
+export interface MapSpec {
+  /** libbpf's name: 'hash', 'array', 'lpm_trie', 'percpu_array', 'array_of_maps', 'ringbuf', ... */
+  type: string;
+  /** Kernel map name: at most 15 characters of [A-Za-z0-9_.]. */
+  name?: string;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  /** map_flags (default 0), e.g. BPF_F_NO_PREALLOC, which lpm_trie requires. */
+  flags?: number;
+  /**
+   * Required for array_of_maps and hash_of_maps, refused otherwise: a map of
+   * the shape every inner map must have (the kernel copies the shape; the
+   * template may be closed afterwards).
+   */
+  innerMap?: BpfMap;
+}
+
 export interface BpfMap {
   readonly name: string;
   /** libbpf_bpf_map_type_str(), e.g. 'hash', 'percpu_array', 'ringbuf'. */
@@ -139,6 +182,7 @@ export interface BpfMap {
   readonly pinPath: string | null;
   /** Before load only. */
   setMaxEntries(n: number): void;
+  /** Pins in bpffs (the parent directory is created, as by libbpf). */
   pin(path: string): void;
   unpin(): void;
   /** null if the key is absent. Keys and values must have the map's exact sizes. */
@@ -155,13 +199,47 @@ export interface BpfMap {
   /** Returns count; the kernel stops at the first key it cannot delete and this throws. */
   deleteBatch(keys: Uint8Array, count: number): number;
   freeze(): void;
-  /** Only for BpfMap.openPinned() handles; an object's maps close with the object. Idempotent. */
+  /** Kernel map id; throws if the map is not created yet. */
+  id(): number;
+  /**
+   * array_of_maps / hash_of_maps only (TypeError otherwise): stores inner at
+   * key (its fd as the u32 value). The outer map holds the inner map itself,
+   * so inner may be closed afterwards. A closed or not yet created inner is a
+   * TypeError; an inner map of another shape than the outer's template
+   * (type, key and value size, flags; max_entries too for array inner maps
+   * unless BPF_F_INNER_MAP) is a NativeError (EINVAL). flags as for update().
+   */
+  setInnerMap(key: Uint8Array, inner: BpfMap, flags?: number): void;
+  /** array_of_maps / hash_of_maps only: the id of the map at key (what the kernel returns), null if none. */
+  innerMapId(key: Uint8Array): number | null;
+  /**
+   * A map of a BpfObject, before load only: load() will not create it but
+   * use map's kernel map (bpf_map__reuse_fd; libbpf keeps its own fd, so map
+   * may be closed afterwards). The kernel map must match what the object
+   * declares (type, key and value size, maxEntries, flags), or this throws a
+   * NativeError (EINVAL, op 'bpf_map__reuse_fd').
+   *
+   * libbpf 1.1 renames the object's map after the kernel map: if map's
+   * kernel name is not this map's name (or its 15-character prefix),
+   * object.map(oldName) no longer finds it, object.map(kernelName) does.
+   */
+  reuse(map: BpfMap): void;
+  /** Only for standalone handles (openPinned, openById, create); an object's maps close with the object. Idempotent. */
   close(): void;
 }
 
 export interface BpfMapStatic {
   /** A standalone handle on a pinned map (bpf_obj_get); close() it when done. */
   openPinned(path: string): BpfMap;
+  /** A standalone handle on the map with this kernel id (bpf_map_get_fd_by_id); close() it when done. */
+  openById(id: number): BpfMap;
+  /**
+   * A new map (bpf_map_create), as a standalone handle: the map lives while
+   * the handle is open, or while it is pinned, held by an outer map or used
+   * by a loaded program. Errors: TypeError for a bad spec, NativeError with
+   * op 'bpf_map_create' for what the kernel refuses.
+   */
+  create(spec: MapSpec): BpfMap;
 }
 
 export interface RingBufferOpts {
@@ -203,6 +281,13 @@ export interface RingBufferConstructor {
   new (maps: BpfMap[], opts: RingBufferOpts, onBatch: OnBatch): RingBuffer;
 }
 
+/** SO_PEERCRED of a Unix socket: the peer process as it was at connect() time. */
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
 export interface Binding {
   /** "1.1" */
   libbpfVersion(): string;
@@ -215,6 +300,21 @@ export interface Binding {
   probeMapType(type: string): boolean;
   /** libbpf_probe_bpf_helper(); helper is an enum bpf_func_id value. */
   probeHelper(progType: string, helper: number): boolean;
+  /**
+   * pidfd_open(pid, 0): a close-on-exec fd naming the process, e.g. as the
+   * 4-byte key of a task_storage map. NativeError 'ESRCH' (op 'pidfd_open')
+   * once the process is gone. Close it with closeFd().
+   */
+  pidfdOpen(pid: number): number;
+  /** close(2), for fds this binding returned (pidfdOpen); EBADF for an fd that is not open. */
+  closeFd(fd: number): void;
+  /**
+   * getsockopt(SO_PEERCRED) on a connected Unix socket's fd. TypeError for
+   * another kind of socket, NativeError (op 'getsockopt') otherwise:
+   * ENOTSOCK, EBADF, ENOTCONN when there is no peer.
+   * See socketPeerCredentials() in src/system/peer-credentials.ts for a net.Socket.
+   */
+  peerCredentials(fd: number): PeerCredentials;
   BpfObject: BpfObjectStatic;
   BpfLink: BpfLinkStatic;
   BpfMap: BpfMapStatic;

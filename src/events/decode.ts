@@ -4,14 +4,42 @@
 // Each payload starts with struct krsi_event_header; its type selects the
 // decoder. To add a record type: a KRSI_EVENT_* constant in events.h, a
 // decoder module next to exec.ts, and one line in `decoders` below.
-import { KRSI_ABI_VERSION, KRSI_EVENT_EXEC, KrsiEventHeaderLayout, decodeKrsiEventHeader } from '../abi/generated.js';
+import {
+  KRSI_ABI_VERSION,
+  KRSI_EVENT_CONNECT,
+  KRSI_EVENT_EXEC,
+  KRSI_EVENT_FILE_OPEN,
+  KRSI_EVENT_FILE_UNLINK,
+  KRSI_EVENT_MODULE_LOAD,
+  KRSI_EVENT_MOUNT,
+  KrsiEventHeaderLayout,
+  decodeKrsiEventHeader,
+} from '../abi/generated.js';
 import type { EventClock } from './clock.js';
+import type { PolicyNames } from './policy-outcome.js';
+import { decodeConnectRecord } from './connect.js';
 import { decodeExecRecord } from './exec.js';
+import { decodeFileOpenRecord, decodeFileUnlinkRecord } from './file.js';
+import { decodeModuleRecord } from './module.js';
+import { decodeMountRecord } from './mount.js';
 import type { KrsiEvent } from './schema.js';
 
-type RecordDecoder = (view: DataView, clock: EventClock) => KrsiEvent;
+/** What decoders need besides the record: the clock, and the policies' names. */
+export interface DecodeContext {
+  clock: EventClock;
+  names: PolicyNames;
+}
 
-const decoders: ReadonlyMap<number, RecordDecoder> = new Map([[KRSI_EVENT_EXEC, decodeExecRecord]]);
+type RecordDecoder = (view: DataView, ctx: DecodeContext) => KrsiEvent;
+
+const decoders: ReadonlyMap<number, RecordDecoder> = new Map<number, RecordDecoder>([
+  [KRSI_EVENT_EXEC, decodeExecRecord],
+  [KRSI_EVENT_FILE_OPEN, decodeFileOpenRecord],
+  [KRSI_EVENT_FILE_UNLINK, decodeFileUnlinkRecord],
+  [KRSI_EVENT_MOUNT, decodeMountRecord],
+  [KRSI_EVENT_MODULE_LOAD, decodeModuleRecord],
+  [KRSI_EVENT_CONNECT, decodeConnectRecord],
+]);
 
 export interface RawRecord {
   ring: number;
@@ -34,7 +62,7 @@ export function* splitBatch(batch: Uint8Array, count: number): Generator<RawReco
 
 export class UnknownRecordError extends Error {}
 
-export function decodeRecord(view: DataView, clock: EventClock): KrsiEvent {
+export function decodeRecord(view: DataView, ctx: DecodeContext): KrsiEvent {
   if (view.byteLength < KrsiEventHeaderLayout.size) throw new UnknownRecordError(`record of ${view.byteLength} bytes is shorter than its header`);
   const hdr = decodeKrsiEventHeader(view);
   if (hdr.abi !== KRSI_ABI_VERSION) {
@@ -42,5 +70,5 @@ export function decodeRecord(view: DataView, clock: EventClock): KrsiEvent {
   }
   const decode = decoders.get(hdr.type);
   if (!decode) throw new UnknownRecordError(`unknown record type ${hdr.type}`);
-  return decode(view, clock);
+  return decode(view, ctx);
 }

@@ -1,6 +1,6 @@
 // Exec records (struct krsi_exec_event) into exec events.
 import {
-  KRSI_DECISION_DENY,
+  KRSI_VERDICT_DENY,
   KRSI_EXEC_ARGV_TRUNCATED,
   KRSI_EXEC_ARGV_UNREADABLE,
   KRSI_EXEC_FILENAME_TRUNCATED,
@@ -8,8 +8,9 @@ import {
   decodeKrsiExecEvent,
   type KrsiTask,
 } from '../abi/generated.js';
-import type { EventClock } from './clock.js';
 import { isoNs } from './clock.js';
+import type { DecodeContext } from './decode.js';
+import { decodePolicyOutcome } from './policy-outcome.js';
 import { formatDevice, fromKernelDev } from './devices.js';
 import { SCHEMA_VERSION, type ExecEvent, type ProcessInfo } from './schema.js';
 import { cString, decodeText, splitNulTerminated } from './text.js';
@@ -31,7 +32,7 @@ export function decodeProcess(task: KrsiTask): ProcessInfo {
   };
 }
 
-export function decodeExecRecord(view: DataView, clock: EventClock): ExecEvent {
+export function decodeExecRecord(view: DataView, ctx: DecodeContext): ExecEvent {
   const raw = decodeKrsiExecEvent(view);
   const { data } = raw;
   // Lengths come from the kernel and are trusted only as far as the bytes
@@ -48,9 +49,9 @@ export function decodeExecRecord(view: DataView, clock: EventClock): ExecEvent {
   return {
     schema: SCHEMA_VERSION,
     kind: 'exec',
-    time: isoNs(clock.wallNs(raw.hdr.timeNs)),
-    decision: raw.decision === KRSI_DECISION_DENY ? 'denied' : 'allowed',
-    rule: raw.ruleId === 0 ? null : { id: raw.ruleId },
+    time: isoNs(ctx.clock.wallNs(raw.hdr.timeNs)),
+    decision: raw.policy.verdict === KRSI_VERDICT_DENY ? 'denied' : 'allowed',
+    policy: decodePolicyOutcome(raw.policy, ctx.names),
     process: decodeProcess(raw.task),
     exec: {
       path: path.text,

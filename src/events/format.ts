@@ -1,6 +1,6 @@
 // Event stream renderings: JSON lines (the stable interface) and a readable
 // line per event for people at a terminal.
-import type { KrsiEvent } from './schema.js';
+import type { KrsiEvent, PolicyOutcome } from './schema.js';
 import { printable } from './text.js';
 
 export type EventFormat = 'json' | 'text';
@@ -14,22 +14,85 @@ function quoteArg(arg: string): string {
   return /^[\w@%+=:,./-]+$/.test(safe) ? safe : `'${safe.replace(/'/g, `'\\''`)}'`;
 }
 
+/** ` by policy/rule (killed)` and `[would deny: ...; audit: ...]` of a decision. */
+function decidedBy(pol: PolicyOutcome): { rule: string; notes: string } {
+  const rule = pol.rule
+    ? ` by ${pol.rule.policy}/${pol.rule.rule}${pol.killed ? ' (killed)' : ''}`
+    : pol.decided_by === 'default' && pol.default === 'deny'
+      ? ' by default'
+      : '';
+  const notes = [
+    pol.would_deny ? `would deny: ${pol.would_deny.policy}/${pol.would_deny.rule}` : '',
+    pol.default_would_deny ? 'would deny by default' : '',
+    pol.audit ? `audit: ${pol.audit.policy}/${pol.audit.rule}` : '',
+  ].filter(Boolean);
+  return { rule, notes: notes.length ? ` [${notes.join('; ')}]` : '' };
+}
+
 export function formatText(event: KrsiEvent): string {
   const clock = event.time.slice(11, 23);
   switch (event.kind) {
     case 'exec': {
       const p = event.process;
       const verdict = event.decision === 'denied' ? 'DENIED ' : 'allowed';
-      const rule = event.rule ? ` rule=${event.rule.id}` : '';
+      const pol = event.policy;
+      const rule = pol.rule
+        ? ` by ${pol.rule.policy}/${pol.rule.rule}${pol.killed ? ' (killed)' : ''}`
+        : pol.decided_by === 'default' && pol.default === 'deny'
+          ? ' by default'
+          : '';
+      const notes = [
+        pol.would_deny ? `would deny: ${pol.would_deny.policy}/${pol.would_deny.rule}` : '',
+        pol.default_would_deny ? 'would deny by default' : '',
+        pol.audit ? `audit: ${pol.audit.policy}/${pol.audit.rule}` : '',
+        pol.secureexec ? 'secureexec' : '',
+      ].filter(Boolean);
       const argv = event.exec.argv.map(quoteArg).join(' ') + (event.exec.argv_truncated ? ' …' : '');
       const via = event.exec.filename !== event.exec.path && !event.exec.path.endsWith(`/${event.exec.filename}`) ? ` (as ${quoteArg(event.exec.filename)})` : '';
-      return `${clock} exec ${verdict} pid=${p.pid} ppid=${p.ppid} uid=${p.uid} comm=${quoteArg(p.comm)} ${printable(event.exec.path)}${via}${rule}  argv: ${argv}`;
+      return `${clock} exec ${verdict} pid=${p.pid} ppid=${p.ppid} uid=${p.uid} comm=${quoteArg(p.comm)} ${printable(event.exec.path)}${via}${rule}${notes.length ? ` [${notes.join('; ')}]` : ''}  argv: ${argv}`;
+    }
+    case 'reaction': {
+      const acts = event.actions
+        .map((a) => (a.do === 'add' ? `added ${quoteArg(a.entry)} to ${a.list}${a.ttl_seconds ? ` for ${a.ttl_seconds}s` : ''}` : `killed ${a.pids.join(',') || 'nothing'}`))
+        .join('; ');
+      return `${clock} reaction ${event.reaction.policy}/${event.reaction.name} to ${event.trigger.policy}/${event.trigger.rule} (pid ${event.trigger.pid}): ${acts || 'nothing done'} in ${event.latency_us} µs${event.errors.length ? ` [${event.errors.join('; ')}]` : ''}`;
+    }
+    case 'file_open':
+    case 'file_unlink':
+    case 'mount':
+    case 'module_load':
+    case 'connect': {
+      const p = event.process;
+      const verdict = event.decision === 'denied' ? 'DENIED ' : 'allowed';
+      const { rule, notes } = decidedBy(event.policy);
+      let what: string;
+      switch (event.kind) {
+        case 'file_open':
+          what = `${printable(event.file.path)} (${event.file.flag_names.join('|')})`;
+          break;
+        case 'file_unlink':
+          what = printable(event.file.path);
+          break;
+        case 'mount':
+          what = `${printable(event.mount.fstype)} ${event.mount.source === null ? '(source unknown)' : quoteArg(event.mount.source)} on ${event.mount.mountpoint === null ? '?' : printable(event.mount.mountpoint)} dev=${event.mount.device}`;
+          break;
+        case 'module_load':
+          what = `${event.module.name === null ? '(unknown name)' : printable(event.module.name)} from ${event.module.path === null ? event.module.source : printable(event.module.path)}`;
+          break;
+        case 'connect':
+          what =
+            event.connect.address === null
+              ? `${event.connect.family} ${event.connect.socket_type}`
+              : `${event.connect.family === 'inet6' ? `[${event.connect.address}]` : event.connect.address}:${event.connect.port} ${event.connect.socket_type}`;
+          break;
+      }
+      return `${clock} ${event.kind} ${verdict} pid=${p.pid} uid=${p.uid} comm=${quoteArg(p.comm)} ${what}${rule}${notes}`;
     }
     case 'agent': {
       const hooks = Object.entries(event.counters)
-        .map(([hook, c]) => `${hook}: seen ${c.seen}, denied ${c.denied}, emitted ${c.emitted}, dropped ${c.dropped}`)
+        .map(([hook, c]) => `${hook}: seen ${c.seen}, denied ${c.denied}, emitted ${c.emitted}, dropped ${c.dropped}${c.rate_limited ? `, rate-limited ${c.rate_limited}` : ''}`)
         .join('; ');
-      return `${clock} agent ${event.state} on Linux ${event.kernel}: ${event.programs.length} programs; received ${event.received}${hooks ? `; ${hooks}` : ''}`;
+      return `${clock} agent ${event.state} on Linux ${event.kernel}: ${event.programs.length} programs, policy generation ${event.generation}; received ${event.received}${hooks ? `; ${hooks}` : ''}`;
     }
   }
 }

@@ -46,7 +46,26 @@ export const ExecSchema = z
 
 export const RuleRefSchema = z
   .object({
-    id: u32.describe('the rule that decided'),
+    policy: z.string(),
+    rule: z.string(),
+    action: z.enum(['audit', 'allow', 'deny', 'kill', 'secureexec']),
+    mode: z.enum(['enforce', 'monitor']),
+  })
+  .strict();
+
+export const PolicyOutcomeSchema = z
+  .object({
+    generation: z.number().int().min(0).describe('the policy generation that decided; 0 when none was loaded'),
+    decided_by: z.enum(['rule', 'default', 'no-policy']),
+    rule: RuleRefSchema.nullable().describe('the deciding rule (decided_by: rule)'),
+    default: z.enum(['allow', 'deny']).nullable().describe("the hook's default, when it decided"),
+    would_deny: RuleRefSchema.nullable().describe('a monitor-mode rule that would have denied'),
+    default_would_deny: z.boolean().describe("a monitor-mode policy's default deny would have denied"),
+    audit: RuleRefSchema.nullable().describe('the first audit rule that matched'),
+    matched: z.array(z.string()).describe('every rule that matched, as policy/rule'),
+    secureexec: z.boolean().describe('the exec runs with AT_SECURE'),
+    killed: z.boolean().describe('SIGKILL was sent to the acting process'),
+    context_unknown: z.boolean().describe("part of the task's context was unknown: rules that need it did not match"),
   })
   .strict();
 
@@ -56,9 +75,139 @@ export const ExecEventSchema = z
     kind: z.literal('exec'),
     time: z.string().describe('RFC 3339 UTC with nanoseconds'),
     decision: z.enum(['allowed', 'denied']),
-    rule: RuleRefSchema.nullable(),
+    policy: PolicyOutcomeSchema,
     process: ProcessSchema,
     exec: ExecSchema,
+  })
+  .strict();
+
+const decision = z.enum(['allowed', 'denied']);
+const device = z.string().regex(/^\d+:\d+$/, 'major:minor');
+
+// The hooks below report only noteworthy decisions: denied, would-deny
+// (monitor mode) and audit. Their common part is exec's: decision, policy,
+// process, then an object about what the hook saw.
+
+export const OpenedFileSchema = z
+  .object({
+    path: z.string().describe('full path of the file, as bpf_d_path resolves it; empty if unresolved'),
+    path_base64: base64.optional(),
+    path_unresolved: z.boolean(),
+    dev: device.describe('device of the file system holding the file'),
+    ino: u64String.describe('inode number of the file'),
+    flags: u32.describe('open flags (f_flags: O_* as open(2) took them)'),
+    flag_names: z.array(z.string()).describe('names of the flags set (O_WRONLY, O_CREAT, ...); unknown bits as 0x... hex'),
+    access: z.array(z.enum(['read', 'write', 'exec'])).describe('what the open grants (f_mode): exec for an executable being loaded'),
+  })
+  .strict();
+
+export const FileOpenEventSchema = z
+  .object({
+    schema: z.literal(SCHEMA_VERSION),
+    kind: z.literal('file_open'),
+    time: z.string().describe('RFC 3339 UTC with nanoseconds'),
+    decision,
+    policy: PolicyOutcomeSchema,
+    process: ProcessSchema,
+    file: OpenedFileSchema,
+  })
+  .strict();
+
+export const UnlinkedFileSchema = z
+  .object({
+    path: z.string().describe('full path of the name being removed, relative to the process root; empty if unresolved'),
+    path_base64: base64.optional(),
+    path_unresolved: z.boolean(),
+    dev: device.describe('device of the file system holding the file'),
+    ino: u64String.describe('inode number of the file'),
+  })
+  .strict();
+
+export const FileUnlinkEventSchema = z
+  .object({
+    schema: z.literal(SCHEMA_VERSION),
+    kind: z.literal('file_unlink'),
+    time: z.string(),
+    decision,
+    policy: PolicyOutcomeSchema,
+    process: ProcessSchema,
+    file: UnlinkedFileSchema,
+  })
+  .strict();
+
+export const MountSchema = z
+  .object({
+    fstype: z.string().describe('file system type (sb->s_type->name): tmpfs, ext4, vfat, fuse, ...'),
+    fstype_base64: base64.optional(),
+    source: z.string().nullable().describe('the source string (mount(2) dev_name, fsconfig "source"); null when unknown'),
+    source_base64: base64.optional(),
+    source_truncated: z.boolean().describe('the source was longer than 4095 bytes and is cut'),
+    mountpoint: z.string().nullable().describe('where mount(2) mounts it; null for the new mount API (known only at move_mount)'),
+    mountpoint_base64: base64.optional(),
+    device: device.describe("the superblock's device (sb->s_dev): anonymous 0:N for tmpfs and the like"),
+    block_device: device.nullable().describe('the block device, null without one'),
+    api: z.enum(['mount', 'fsconfig', 'unknown']).describe('mount(2), or fsconfig(FSCONFIG_CMD_CREATE) of the new mount API'),
+    flags: u32.nullable().describe('mount(2) flags (MS_*); null for the new mount API'),
+    sb_flags: u32.describe('superblock flags (SB_*)'),
+    read_only: z.boolean().describe('the file system is created read-only (SB_RDONLY)'),
+  })
+  .strict();
+
+export const MountEventSchema = z
+  .object({
+    schema: z.literal(SCHEMA_VERSION),
+    kind: z.literal('mount'),
+    time: z.string(),
+    decision,
+    policy: PolicyOutcomeSchema,
+    process: ProcessSchema,
+    mount: MountSchema,
+  })
+  .strict();
+
+export const ModuleSchema = z
+  .object({
+    name: z.string().nullable().describe('file loads: the file name without .ko and compression suffix; memory loads: the name in the image; null if unknown'),
+    name_base64: base64.optional(),
+    source: z.enum(['file', 'memory']).describe('finit_module(2) of a file, or init_module(2) of an image in memory'),
+    path: z.string().nullable().describe('full path of the module file; null for memory loads or when unresolved'),
+    path_base64: base64.optional(),
+    dev: device.nullable().describe('device of the file system holding the file (file loads)'),
+    ino: u64String.nullable().describe('inode number of the file (file loads)'),
+  })
+  .strict();
+
+export const ModuleLoadEventSchema = z
+  .object({
+    schema: z.literal(SCHEMA_VERSION),
+    kind: z.literal('module_load'),
+    time: z.string(),
+    decision,
+    policy: PolicyOutcomeSchema,
+    process: ProcessSchema,
+    module: ModuleSchema,
+  })
+  .strict();
+
+export const ConnectSchema = z
+  .object({
+    family: z.string().describe('address family given to connect(2): inet, inet6, unix, unspec, netlink, ... or af_N'),
+    address: z.string().nullable().describe('destination address (IPv4 dotted, IPv6 RFC 5952 text); null without an IP address'),
+    port: z.number().int().min(0).max(65535).nullable().describe('destination port; null without an IP address'),
+    socket_type: z.string().describe('stream, dgram, raw, seqpacket, ... or type_N'),
+    protocol: z.number().int().min(0).max(65535).describe('socket protocol (IPPROTO_*: 6 tcp, 17 udp, ...)'),
+  })
+  .strict();
+
+export const ConnectEventSchema = z
+  .object({
+    schema: z.literal(SCHEMA_VERSION),
+    kind: z.literal('connect'),
+    time: z.string(),
+    decision,
+    policy: PolicyOutcomeSchema,
+    process: ProcessSchema,
+    connect: ConnectSchema,
   })
   .strict();
 
@@ -68,6 +217,7 @@ export const HookCountersSchema = z
     denied: z.number().int().min(0),
     emitted: z.number().int().min(0),
     dropped: z.number().int().min(0),
+    rate_limited: z.number().int().min(0),
   })
   .strict();
 
@@ -79,15 +229,56 @@ export const AgentEventSchema = z
     state: z.enum(['ready', 'stopped']),
     kernel: z.string(),
     programs: z.array(z.string()).describe('programs attached'),
+    generation: z.number().int().min(0).describe('the policy generation in force'),
     counters: z.record(z.string(), HookCountersSchema).describe('per hook, summed over CPUs'),
     received: z.number().int().min(0).describe('records the agent read from the rings'),
   })
   .strict();
 
-export const EventSchema = z.discriminatedUnion('kind', [ExecEventSchema, AgentEventSchema]);
+export const ReactionEventSchema = z
+  .object({
+    schema: z.literal(SCHEMA_VERSION),
+    kind: z.literal('reaction'),
+    time: z.string(),
+    reaction: z.object({ policy: z.string(), name: z.string() }).strict(),
+    trigger: z
+      .object({ policy: z.string(), rule: z.string(), kind: z.string(), pid: u32, time: z.string() })
+      .strict()
+      .describe('the event that triggered the reaction'),
+    actions: z.array(
+      z.union([
+        z.object({ do: z.literal('add'), list: z.string(), entry: z.string(), ttl_seconds: z.number().int().optional() }).strict(),
+        z.object({ do: z.literal('kill'), pids: z.array(u32) }).strict(),
+      ]),
+    ),
+    latency_us: z.number().int().min(0).describe('from the kernel’s timestamp of the triggering event to the mitigations in force'),
+    errors: z.array(z.string()),
+  })
+  .strict();
+
+export const EventSchema = z.discriminatedUnion('kind', [
+  ExecEventSchema,
+  FileOpenEventSchema,
+  FileUnlinkEventSchema,
+  MountEventSchema,
+  ModuleLoadEventSchema,
+  ConnectEventSchema,
+  AgentEventSchema,
+  ReactionEventSchema,
+]);
 
 export type ProcessInfo = z.infer<typeof ProcessSchema>;
 export type ExecEvent = z.infer<typeof ExecEventSchema>;
+export type FileOpenEvent = z.infer<typeof FileOpenEventSchema>;
+export type FileUnlinkEvent = z.infer<typeof FileUnlinkEventSchema>;
+export type MountEvent = z.infer<typeof MountEventSchema>;
+export type ModuleLoadEvent = z.infer<typeof ModuleLoadEventSchema>;
+export type ConnectEvent = z.infer<typeof ConnectEventSchema>;
+/** Events of the policy hooks other than exec, which report only noteworthy decisions. */
+export type PolicyHookEvent = FileOpenEvent | FileUnlinkEvent | MountEvent | ModuleLoadEvent | ConnectEvent;
 export type AgentEvent = z.infer<typeof AgentEventSchema>;
 export type HookCounters = z.infer<typeof HookCountersSchema>;
+export type RuleRefOut = z.infer<typeof RuleRefSchema>;
+export type PolicyOutcome = z.infer<typeof PolicyOutcomeSchema>;
 export type KrsiEvent = z.infer<typeof EventSchema>;
+export type ReactionEvent = z.infer<typeof ReactionEventSchema>;

@@ -1,6 +1,9 @@
 // Runs `krsi run` as a child process, the way users run it, and reads its
-// JSON event stream. Stops it by the pid it started, never by name.
-import { spawn, type ChildProcess } from 'node:child_process';
+// JSON event stream. Each agent gets its own control socket and list store
+// under a temporary directory. Stops it by the pid it started, never by name.
+import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { EventSchema, type KrsiEvent } from '../../src/events/schema.js';
@@ -10,15 +13,41 @@ export const krsiBin = fileURLToPath(new URL('../../bin/krsi', import.meta.url))
 export interface AgentProcess {
   child: ChildProcess;
   events: KrsiEvent[];
+  /** Control socket and list store of this agent. */
+  socket: string;
+  lists: string;
   stderr: () => string;
   /** Resolves with the first event (already seen or still to come) matching `pred`. */
   waitFor: (pred: (e: KrsiEvent) => boolean, what: string, timeoutMs?: number) => Promise<KrsiEvent>;
+  /** Runs a krsi command against this agent's control socket. */
+  krsi: (...args: string[]) => SpawnSyncReturns<string>;
   /** SIGTERM, then the exit code. */
   stop: () => Promise<number | null>;
 }
 
-export async function startAgent(args: readonly string[], readyTimeoutMs = 60_000): Promise<AgentProcess> {
-  const child = spawn(krsiBin, ['run', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export interface StartOptions {
+  /** Policy files or directories. */
+  policies?: string[];
+  /** A list store to start from (to test persistence); a fresh one otherwise. */
+  lists?: string;
+  args?: string[];
+  readyTimeoutMs?: number;
+}
+
+/** Writes a policy document (YAML or JSON text) to a temporary file and returns its path. */
+export function policyFile(text: string, name = 'policy.yaml'): string {
+  const dir = mkdtempSync('/tmp/krsi-policy-');
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+export async function startAgent(opts: StartOptions = {}): Promise<AgentProcess> {
+  const dir = mkdtempSync('/tmp/krsi-agent-');
+  const socket = join(dir, 'krsi.sock');
+  const lists = opts.lists ?? join(dir, 'lists.json');
+  const args = ['run', '--socket', socket, '--lists', lists, ...(opts.policies ?? []).flatMap((p) => ['--policy', p]), ...(opts.args ?? [])];
+  const child = spawn(krsiBin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const events: KrsiEvent[] = [];
   const waiters: Array<{ pred: (e: KrsiEvent) => boolean; resolve: (e: KrsiEvent) => void }> = [];
   let err = '';
@@ -58,11 +87,14 @@ export async function startAgent(args: readonly string[], readyTimeoutMs = 60_00
     });
   };
 
-  await waitFor((e) => e.kind === 'agent' && e.state === 'ready', 'the agent to be ready', readyTimeoutMs);
+  await waitFor((e) => e.kind === 'agent' && e.state === 'ready', 'the agent to be ready', opts.readyTimeoutMs ?? 90_000);
+
+  const krsi = (...cmd: string[]): SpawnSyncReturns<string> =>
+    spawnSync(krsiBin, cmd, { encoding: 'utf8', env: { ...process.env, KRSI_SOCKET: socket }, timeout: 120_000 });
 
   const stop = async (): Promise<number | null> => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     return exited;
   };
-  return { child, events, stderr: () => err, waitFor, stop };
+  return { child, events, socket, lists, stderr: () => err, waitFor, krsi, stop };
 }

@@ -15,7 +15,22 @@ test('src/abi/generated.ts is what `make abi` generates from build/bpf/krsi.bpf.
 test('every struct of events.h has a layout in the decoders that matches its BTF', () => {
   const layouts = abiLayouts();
   const names = layouts.map((l) => l.name);
-  for (const expected of ['krsi_event_header', 'krsi_task', 'krsi_exec_event', 'krsi_inode_key', 'krsi_hook_stats']) {
+  for (const expected of [
+    'krsi_event_header',
+    'krsi_task',
+    'krsi_exec_event',
+    'krsi_hook_stats',
+    'krsi_policy_ref',
+    'krsi_hook_policy',
+    'krsi_dim_policy',
+    'krsi_dfa_state',
+    'krsi_str_key',
+    'krsi_prefix_key',
+    'krsi_value_key',
+    'krsi_net_key',
+    'krsi_list_entry',
+    'krsi_task_ctx',
+  ]) {
     assert.ok(names.includes(expected), `struct ${expected} is missing from the object's BTF`);
   }
   const generated = abi as unknown as Record<string, { name: string; size: number; fields: Record<string, { offset: number; size: number }> }>;

@@ -30,15 +30,15 @@ test('--help exits 0', async () => {
   assert.equal(await quiet(['run', '--help']), ExitCode.ok);
 });
 
-test('a missing --deny-exec file is a clear error and nothing is loaded', async () => {
+test('an invalid or missing policy is a clear error, and nothing is loaded', async () => {
   const errors: string[] = [];
   const write = process.stderr.write.bind(process.stderr);
   process.stderr.write = ((s: string) => (errors.push(String(s)), true)) as typeof process.stderr.write;
   try {
-    const code = await main(['run', '--deny-exec', '/nonexistent/krsi-test']);
+    const code = await main(['run', '--no-control', '--policy', '/nonexistent/krsi-test.yaml']);
     assert.equal(code, ExitCode.usage);
   } finally {
     process.stderr.write = write;
   }
-  assert.match(errors.join(''), /\/nonexistent\/krsi-test: cannot stat \(ENOENT\)/);
+  assert.match(errors.join(''), /invalid policy:\n.*\/nonexistent\/krsi-test\.yaml/);
 });

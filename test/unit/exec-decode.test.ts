@@ -2,28 +2,41 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   KRSI_ABI_VERSION,
-  KRSI_DECISION_ALLOW,
-  KRSI_DECISION_DENY,
+  KRSI_ACTION_ALLOW,
+  KRSI_ACTION_DENY,
   KRSI_EVENT_EXEC,
+  KRSI_PHOOK_EXEC,
+  KRSI_REF_AUDIT,
+  KRSI_REF_DEFAULT,
+  KRSI_RULE_NONE,
+  KRSI_VERDICT_ALLOW,
+  KRSI_VERDICT_DENY,
   KRSI_EXEC_ARGV_TRUNCATED,
   KRSI_EXEC_DATA_MAX,
   KrsiExecEventLayout,
   encodeKrsiExecEvent,
 } from '../../src/abi/generated.js';
 import { EventClock } from '../../src/events/clock.js';
-import { UnknownRecordError, decodeRecord, splitBatch } from '../../src/events/decode.js';
+import { UnknownRecordError, decodeRecord as decode, splitBatch } from '../../src/events/decode.js';
+import type { PolicyNames } from '../../src/events/policy-outcome.js';
 import { EventSchema } from '../../src/events/schema.js';
 
 const enc = new TextEncoder();
+
+const names: PolicyNames = {
+  rule: (generation, hook, bit) =>
+    generation === 7 && hook === KRSI_PHOOK_EXEC && bit === 3 ? { policy: 'p', rule: 'no-tmp', action: 'deny', mode: 'enforce' } : undefined,
+};
+const decodeRecord = (view: DataView, clock: EventClock) => decode(view, { clock, names });
 
 interface RecordSpec {
   path: Uint8Array;
   filename: Uint8Array;
   args: Uint8Array[];
   argc?: number;
-  decision?: number;
+  denied?: boolean;
   flags?: number;
-  ruleId?: number;
+  ruleBit?: number;
 }
 
 /** An exec record as the BPF program writes it: compact, only hdr.size bytes. */
@@ -54,16 +67,25 @@ function execRecord(spec: RecordSpec): DataView {
       startNs: 123n,
       comm: Uint8Array.from([...enc.encode('true'), 0]),
     },
+    policy: {
+      generation: 7n,
+      matched: spec.ruleBit === undefined ? 0n : 1n << BigInt(spec.ruleBit),
+      hook: KRSI_PHOOK_EXEC,
+      rule: spec.ruleBit ?? KRSI_RULE_NONE,
+      action: spec.denied ? KRSI_ACTION_DENY : KRSI_ACTION_ALLOW,
+      verdict: spec.denied ? KRSI_VERDICT_DENY : KRSI_VERDICT_ALLOW,
+      wouldRule: KRSI_RULE_NONE,
+      auditRule: KRSI_RULE_NONE,
+      flags: spec.ruleBit === undefined ? KRSI_REF_DEFAULT : 0,
+    },
     ino: 2n ** 62n + 1n,
     dev: (8 << 20) | 1,
-    decision: spec.decision ?? KRSI_DECISION_ALLOW,
     flags: spec.flags ?? 0,
     argc: spec.argc ?? spec.args.length,
     pathLen: path.length,
     filenameLen: filename.length,
     argsLen,
     argsCount: args.length,
-    ruleId: spec.ruleId ?? 0,
     data,
   });
   return new DataView(full.buffer, 0, size);
@@ -78,7 +100,10 @@ test('an exec record decodes into a schema-valid event with every field', () => 
   assert.equal(event.kind, 'exec');
   if (event.kind !== 'exec') return;
   assert.equal(event.decision, 'allowed');
-  assert.equal(event.rule, null);
+  assert.equal(event.policy.decided_by, 'default');
+  assert.equal(event.policy.rule, null);
+  assert.equal(event.policy.default, 'allow');
+  assert.equal(event.policy.generation, 7);
   assert.deepEqual(event.process, {
     pid: 100,
     tid: 101,
@@ -100,14 +125,17 @@ test('an exec record decodes into a schema-valid event with every field', () => 
   assert.match(event.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/);
 });
 
-test('a denied exec carries its rule', () => {
+test('a denied exec names its policy, rule and generation', () => {
   const event = decodeRecord(
-    execRecord({ path: enc.encode('/x'), filename: enc.encode('/x'), args: [], argc: 1, decision: KRSI_DECISION_DENY, ruleId: 3 }),
+    execRecord({ path: enc.encode('/x'), filename: enc.encode('/x'), args: [], argc: 1, denied: true, ruleBit: 3 }),
     new EventClock(),
   );
   assert.ok(event.kind === 'exec');
   assert.equal(event.decision, 'denied');
-  assert.deepEqual(event.rule, { id: 3 });
+  assert.deepEqual(event.policy.rule, { policy: 'p', rule: 'no-tmp', action: 'deny', mode: 'enforce' });
+  assert.deepEqual(event.policy.matched, ['p/no-tmp']);
+  assert.equal(event.policy.decided_by, 'rule');
+  void KRSI_REF_AUDIT;
   assert.equal(event.exec.argv_truncated, true, 'fewer strings than argc without a read error means truncation');
 });
 

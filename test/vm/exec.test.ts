@@ -1,5 +1,6 @@
-// End to end, in a kernel with BPF LSM: every exec yields an event, and
-// --deny-exec denies a file by identity in the kernel, then lets go.
+// End to end, in a kernel with BPF LSM: every exec yields an event, and a
+// rule on a file's identity (device and inode) denies it in the kernel,
+// whatever name it is run by, then lets go when the agent stops.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, linkSync, mkdirSync, mkdtempSync, realpathSync, rmdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -7,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fromStatDev, formatDevice } from '../../src/events/devices.js';
 import type { ExecEvent, KrsiEvent } from '../../src/events/schema.js';
-import { startAgent, type AgentProcess } from '../lib/agent-process.js';
+import { policyFile, startAgent, type AgentProcess } from '../lib/agent-process.js';
 import { inVm, requireKernel } from '../lib/kernel.js';
 
 const isExec = (e: KrsiEvent): e is ExecEvent => e.kind === 'exec';
@@ -17,7 +18,7 @@ function identity(path: string): { dev: string; ino: string } {
   return { dev: formatDevice(fromStatDev(st.dev)), ino: st.ino.toString() };
 }
 
-describe('exec events and deny-exec in the kernel', { skip: inVm ? false : 'runs inside `krsi vm`' }, () => {
+describe('exec events and a deny by inode in the kernel', { skip: inVm ? false : 'runs inside `krsi vm`' }, () => {
   const dir = mkdtempSync('/tmp/krsi-exec-');
   const truePath = realpathSync('/usr/bin/true');
   const forbidden = join(dir, 'forbidden');
@@ -33,7 +34,20 @@ describe('exec events and deny-exec in the kernel', { skip: inVm ? false : 'runs
     symlinkSync(forbidden, symlink);
     copyFileSync(truePath, copy);
     writeFileSync(script, `#!${forbidden}\n`, { mode: 0o755 });
-    agent = await startAgent(['--deny-exec', forbidden]);
+    const id = identity(forbidden);
+    const policy = policyFile(`apiVersion: krsi.dev/v1
+kind: Policy
+metadata: { name: test-exec }
+spec:
+  rules:
+    - name: deny-forbidden
+      hook: exec
+      match:
+        binary:
+          inode: [{ dev: "${id.dev}", ino: ${id.ino} }]
+      action: deny
+`);
+    agent = await startAgent({ policies: [policy] });
   });
 
   after(async () => {
@@ -78,7 +92,9 @@ describe('exec events and deny-exec in the kernel', { skip: inVm ? false : 'runs
 
     for (const e of [sh, env, tru]) {
       assert.equal(e.decision, 'allowed');
-      assert.equal(e.rule, null);
+      assert.equal(e.policy.decided_by, 'default');
+      assert.equal(e.policy.rule, null);
+      assert.equal(e.policy.generation, 1);
       assert.equal(e.process.uid, process.getuid!());
       assert.equal(e.process.euid, process.geteuid!());
       assert.equal(e.process.gid, process.getgid!());
@@ -92,7 +108,8 @@ describe('exec events and deny-exec in the kernel', { skip: inVm ? false : 'runs
     const r = spawnSync(forbidden, ['--flag', 'denied-direct'], { encoding: 'utf8' });
     assert.equal((r.error as NodeJS.ErrnoException | undefined)?.code, 'EPERM');
     const e = (await agent.waitFor((x) => isExec(x) && x.decision === 'denied' && x.exec.argv.includes('denied-direct'), 'the denial')) as ExecEvent;
-    assert.deepEqual(e.rule, { id: 1 });
+    assert.deepEqual(e.policy.rule, { policy: 'test-exec', rule: 'deny-forbidden', action: 'deny', mode: 'enforce' });
+    assert.equal(e.policy.generation, 1);
     assert.equal(e.exec.path, forbidden);
     assert.deepEqual(e.exec.argv, [forbidden, '--flag', 'denied-direct']);
     assert.equal(e.process.pid, e.process.tid);

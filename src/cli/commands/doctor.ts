@@ -1,6 +1,6 @@
 // krsi doctor: exit 0 only when enforcement works on this kernel.
 import type { Command } from 'commander';
-import { runDoctor, type DoctorReport } from '../../doctor/doctor.js';
+import type { DoctorReport } from '../../doctor/doctor.js';
 import { ExitCode } from '../exit-codes.js';
 
 export function renderDoctor(report: DoctorReport): string {
@@ -16,7 +16,10 @@ export function registerDoctor(program: Command): void {
     .command('doctor')
     .description('check that this kernel can run krsi (it tries to load and attach an LSM program)')
     .option('--json', 'print the report as JSON')
-    .action((opts: { json?: boolean }) => {
+    .action(async (opts: { json?: boolean }) => {
+      // Loaded here, not at start-up: commands that need no BPF (krsi vm)
+      // must run even where the native binding is not built.
+      const { runDoctor } = await import('../../doctor/doctor.js');
       const report = runDoctor();
       process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderDoctor(report)}\n`);
       process.exitCode = report.enforcement ? ExitCode.ok : ExitCode.failure;

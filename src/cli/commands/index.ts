@@ -1,11 +1,21 @@
 // Every krsi command, in the order `krsi --help` lists them.
 import type { Command } from 'commander';
 import { registerDoctor } from './doctor.js';
+import { registerExplain } from './explain.js';
+import { registerList } from './list.js';
+import { registerPolicy } from './policy.js';
 import { registerRun } from './run.js';
+import { registerStatus } from './status.js';
+import { registerStop } from './stop.js';
 import { registerVm } from './vm.js';
 
 export function registerCommands(program: Command): void {
   registerRun(program);
+  registerStatus(program);
+  registerStop(program);
+  registerPolicy(program);
+  registerList(program);
+  registerExplain(program);
   registerDoctor(program);
   registerVm(program);
 }

@@ -1,19 +1,24 @@
-// krsi run: stream exec events as JSON lines (or text) until SIGINT/SIGTERM,
-// optionally denying the exec of given files, then detach everything.
+// krsi run: enforce policies and stream events as JSON lines (or text) until
+// SIGINT, SIGTERM or `krsi stop`, then detach everything. SIGHUP reloads the
+// policy files: all or nothing.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { Agent } from '../../agent/agent.js';
+import type { Agent } from '../../agent/agent.js';
+import type { LoadedPolicySource } from '../../agent/control-api.js';
+import { InputError } from '../../errors.js';
 import { formatEvent, type EventFormat } from '../../events/format.js';
 import type { KrsiEvent } from '../../events/schema.js';
-import { InputError } from '../../errors.js';
 import { log } from '../../log.js';
 import { CliError, ExitCode } from '../exit-codes.js';
 import { explainKernelError } from '../kernel-errors.js';
 
 interface RunOptions {
-  denyExec: string[];
+  policy: string[];
   format: EventFormat;
   allowed: boolean;
   argsMax?: number;
+  lists: string;
+  socket: string;
+  control: boolean;
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -27,43 +32,95 @@ function parseArgsMax(value: string): number {
 export function registerRun(program: Command): void {
   program
     .command('run')
-    .description('attach the BPF LSM programs and stream events until SIGINT or SIGTERM')
-    .option('--deny-exec <path>', 'deny, in the kernel, every exec of this file (by device and inode; repeatable)', collect, [])
+    .description('enforce policies with BPF LSM programs and stream events until SIGINT, SIGTERM or `krsi stop`')
+    .option('--policy <path>', 'a policy file or directory (repeatable); SIGHUP reloads them', collect, [])
     .addOption(new Option('--format <format>', 'event output').choices(['json', 'text']).default('json'))
-    .option('--no-allowed', 'report only denied execs')
+    .option('--no-allowed', 'report only noteworthy execs (denied, audited, monitored), not every exec')
     .option('--args-max <bytes>', 'bytes of argv per event (0-4096)', parseArgsMax)
+    .option('--lists <file>', 'where dynamic lists are kept', '/var/lib/krsi/lists.json')
+    .addOption(new Option('--socket <path>', 'the control socket').default('/run/krsi/krsi.sock').env('KRSI_SOCKET'))
+    .option('--no-control', 'serve no control socket')
     .action(async (opts: RunOptions) => {
       process.exitCode = await run(opts);
     });
+}
+
+/** Loads and validates policy files; every error is reported, none is applied. */
+async function loadSources(paths: readonly string[]): Promise<LoadedPolicySource[]> {
+  if (paths.length === 0) return [];
+  const { loadPolicies, formatPolicyError } = await import('../../policy/load.js');
+  const result = await loadPolicies(paths);
+  if (result.errors.length > 0) {
+    throw new InputError(`invalid policy:\n${result.errors.map(formatPolicyError).join('\n')}`);
+  }
+  return result.policies.map((p) => ({ policy: p.policy, source: p.source.file }));
 }
 
 async function run(opts: RunOptions): Promise<number> {
   const write = (event: KrsiEvent): void => {
     process.stdout.write(`${formatEvent(event, opts.format)}\n`);
   };
+  let sources: LoadedPolicySource[];
+  try {
+    sources = await loadSources(opts.policy);
+  } catch (err) {
+    if (err instanceof InputError) throw new CliError(err.message, ExitCode.usage);
+    throw err;
+  }
+
+  let requestStop: (reason: string) => void = () => undefined;
+  const stopped = new Promise<string>((resolve) => {
+    requestStop = resolve;
+  });
+
+  const { Agent } = await import('../../agent/agent.js');
   let agent: Agent;
   try {
-    agent = Agent.start({
-      denyExec: opts.denyExec,
+    agent = await Agent.start({
+      policies: sources,
+      listsPath: opts.lists,
       emitAllowed: opts.allowed,
       ...(opts.argsMax === undefined ? {} : { argsMax: opts.argsMax }),
       onEvent: write,
+      onStopRequest: () => requestStop('krsi stop'),
     });
   } catch (err) {
     if (err instanceof InputError) throw new CliError(err.message, ExitCode.usage);
     throw new CliError(explainKernelError(err), ExitCode.kernel);
   }
-  write(agent.lifecycleEvent('ready'));
-  log.info({ programs: agent.programs, denied: agent.denied.map((d) => d.path) }, 'attached');
 
-  const reason = await new Promise<string>((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    // The reader of the event stream went away (`krsi run | head`).
-    process.stdout.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'stdout error'));
-  });
+  let server: { close(): Promise<void> } | null = null;
+  if (opts.control) {
+    const { startControlServer } = await import('../../control/server.js');
+    try {
+      server = await startControlServer(agent, { path: opts.socket });
+    } catch (err) {
+      agent.shutdown();
+      throw new CliError(`cannot serve the control socket: ${(err as Error).message}`, ExitCode.failure);
+    }
+  }
+  write(agent.lifecycleEvent('ready'));
+  log.info({ programs: agent.programs, generation: agent.status().generation, policies: sources.map((s) => s.source) }, 'running');
+
+  const onHup = (): void => {
+    loadSources(opts.policy)
+      .then((next) => agent.applyPolicies(next))
+      .then((r) => log.info(r, 'policies reloaded on SIGHUP'))
+      .catch((err: Error) => log.error({ err: err.message }, 'SIGHUP reload failed; the policy in force is unchanged'));
+  };
+  process.on('SIGHUP', onHup);
+  process.once('SIGINT', () => requestStop('SIGINT'));
+  process.once('SIGTERM', () => requestStop('SIGTERM'));
+  // The reader of the event stream went away (`krsi run | head`).
+  process.stdout.once('error', (err: NodeJS.ErrnoException) => requestStop(err.code ?? 'stdout error'));
+
+  const reason = await stopped;
   log.info({ reason }, 'stopping');
-  const final = agent.stop();
+  process.off('SIGHUP', onHup);
+  // Detach first: a `krsi stop` client is told "stopped" when the socket
+  // closes, and by then nothing is attached any more.
+  const final = agent.shutdown();
+  await server?.close();
   if (final && process.stdout.writable) write(final);
   return ExitCode.ok;
 }

@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Lineage: a child starts with its parent's binary classes, and the
+ * parent's own classes join its ancestors.  Exec then replaces the child's
+ * own classes (bpf/hooks/exec.bpf.c), never its ancestors.
+ *
+ * Classes are valid for the generation they were computed in; a parent whose
+ * classes are from another generation passes on "unknown", which the agent
+ * repairs from /proc after a swap.
+ */
+#include "common.h"
+#include "maps.h"
+#include "policy.h"
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(lineage_fork, struct task_struct *parent, struct task_struct *child)
+{
+	struct krsi_hook_stats *stats = hook_stats(KRSI_HOOK_TASK_FORK);
+	struct krsi_task_ctx *pctx, *cctx;
+
+	if (stats)
+		stats->seen++;
+	pctx = bpf_task_storage_get(&task_ctx, parent, 0, 0);
+	if (!pctx)
+		return 0;
+	cctx = bpf_task_storage_get(&task_ctx, child, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!cctx)
+		return 0;
+	cctx->self = pctx->self;
+	cctx->self_generation = pctx->self_generation;
+	if (pctx->ancestors_generation == pctx->self_generation) {
+		cctx->ancestors = pctx->ancestors | pctx->self;
+		cctx->ancestors_generation = pctx->self_generation;
+	} else {
+		cctx->ancestors = 0;
+		cctx->ancestors_generation = 0;
+	}
+	return 0;
+}

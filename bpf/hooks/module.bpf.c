@@ -1,0 +1,357 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Kernel modules: the policy's module_load hook.
+ *
+ * A module comes from a file or from memory:
+ *  - finit_module(2) reads the file with kernel_read_file(READING_MODULE):
+ *    the file selector sees its path, the module selector its name, the
+ *    file's basename without .ko, .ko.xz, .ko.zst or .ko.gz.
+ *  - init_module(2) passes an image.  kernel_load_data(LOADING_MODULE) runs
+ *    before the image is copied in and knows nothing about it, so the hook
+ *    is kernel_post_load_data(LOADING_MODULE), which has the image: the
+ *    module selector sees the name the kernel will register, read from the
+ *    image's .gnu.linkonce.this_module section (struct module's name).
+ *    There is no file: rules with a file selector match neither way.
+ *    (kmod, e.g. Debian 12's modprobe, decompresses .ko.xz itself and uses
+ *    init_module(2), so this is how most modprobes look on 6.12.)
+ */
+#include "common.h"
+#include "maps.h"
+#include "outcome.h"
+#include "policy.h"
+#include "task.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct krsi_module_event);
+} module_scratch SEC(".maps");
+
+static __always_inline void fill_module(struct krsi_module_event *e, __u32 source)
+{
+	e->hdr.type = KRSI_EVENT_MODULE_LOAD;
+	e->hdr.abi = KRSI_ABI_VERSION;
+	e->hdr.time_ns = bpf_ktime_get_ns();
+	fill_task(&e->task);
+	e->ino = 0;
+	e->dev = 0;
+	e->source = source;
+	e->flags = 0;
+	e->name_len = 0;
+	e->path_len = 0;
+}
+
+static __always_inline int ends_with(const char *s, __u32 len, const char *suffix, __u32 slen)
+{
+	__u32 i;
+
+	if (len < slen)
+		return 0;
+	for (i = 0; i < 8 && i < slen; i++) {
+		__u32 at = len - slen + i;
+
+		barrier_var(at);
+		if (at >= KRSI_STR_MAX || s[at & (KRSI_STR_MAX - 1)] != suffix[i])
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * The name a module file gives its module: its basename (the dentry's
+ * name) without the module suffix, into data[0]; returns name_len.
+ */
+static __always_inline __u16 name_from_file(struct krsi_module_event *e, struct file *file)
+{
+	const unsigned char *base = BPF_CORE_READ(file, f_path.dentry, d_name.name);
+	long n = bpf_probe_read_kernel_str(e->data, KRSI_STR_MAX, base);
+	__u32 len, cut = 0;
+
+	if (n <= 1)
+		return 0;
+	len = n - 1;
+	if (ends_with(e->data, len, ".ko", 3))
+		cut = 3;
+	else if (ends_with(e->data, len, ".ko.xz", 6) || ends_with(e->data, len, ".ko.gz", 6))
+		cut = 6;
+	else if (ends_with(e->data, len, ".ko.zst", 7))
+		cut = 7;
+	if (cut == 0 || cut >= len)
+		return len + 1;
+	len -= cut;
+	barrier_var(len);
+	if (len >= KRSI_STR_MAX)
+		return 0;
+	e->data[len] = '\0';
+	return len + 1;
+}
+
+/* st->path := data[0, name_len): the module name, for the module selector. */
+static __always_inline int name_to_path(struct policy_eval *st, struct krsi_module_event *e)
+{
+	__u64 n = e->name_len;
+
+	barrier_var(n);
+	if (n <= 1 || n > KRSI_STR_MAX)
+		return 0;
+	if (bpf_probe_read_kernel(st->path, n, e->data))
+		return 0;
+	st->path_len = n - 1;
+	return 1;
+}
+
+static __always_inline __u64 module_record_size(const struct krsi_module_event *e)
+{
+	__u64 size = __builtin_offsetof(struct krsi_module_event, data) + e->name_len + e->path_len;
+
+	return size > sizeof(*e) ? sizeof(*e) : size;
+}
+
+/* The module dimension, and the decision, once e holds the name (or none). */
+static __always_inline void module_dim(struct policy_eval *st, struct krsi_module_event *e)
+{
+	if (!krsi_policy_wants(KRSI_DIM_MODULE))
+		return;
+	if (name_to_path(st, e)) {
+		krsi_policy_match_path(KRSI_DIM_MODULE);
+		krsi_policy_narrow(KRSI_DIM_MODULE);
+	} else {
+		krsi_policy_unknown(KRSI_DIM_MODULE);
+	}
+}
+
+/* Enforces and reports st->ref about e; returns what the hook returns. */
+static __always_inline int module_outcome(struct policy_eval *st, struct krsi_module_event *e,
+					  struct krsi_hook_stats *stats)
+{
+	struct krsi_policy_ref ref = st->ref;
+	int verdict;
+
+	if (!policy_noteworthy(&ref))
+		return 0;
+	verdict = outcome_enforce(&ref, stats);
+	e->policy = ref;
+	e->hdr.size = module_record_size(e);
+	outcome_report(stats, verdict != 0, e, e->hdr.size);
+	return verdict;
+}
+
+SEC("lsm/kernel_read_file")
+int BPF_PROG(module_read, struct file *file, enum kernel_read_file_id id, bool contents, int ret)
+{
+	struct krsi_hook_stats *stats;
+	struct krsi_module_event *e;
+	struct policy_eval *st;
+	__u32 zero = 0;
+	__u64 nl;
+	long n;
+
+	if (ret)
+		return ret;
+	if (id != bpf_core_enum_value(enum kernel_read_file_id, READING_MODULE))
+		return 0;
+	stats = hook_stats(KRSI_HOOK_KERNEL_READ_FILE);
+	if (stats)
+		stats->seen++;
+	st = policy_state();
+	e = bpf_map_lookup_elem(&module_scratch, &zero);
+	if (!st || !e)
+		return 0;
+	if (!krsi_policy_begin(KRSI_PHOOK_MODULE_LOAD)) {
+		krsi_policy_decide();
+		if (!policy_noteworthy(&st->ref))
+			return 0;
+	}
+
+	/* Module loads are rare: read everything the event may need. */
+	fill_module(e, KRSI_MODULE_FROM_FILE);
+	e->ino = BPF_CORE_READ(file, f_inode, i_ino);
+	e->dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
+	e->name_len = name_from_file(e, file);
+	nl = e->name_len;
+	n = bpf_d_path(&file->f_path, st->path, KRSI_PATH_MAX);
+	if (n <= 0 || n > KRSI_PATH_MAX) {
+		e->flags |= KRSI_MODULE_PATH_UNRESOLVED;
+		n = 0;
+	}
+	st->path_len = n > 0 ? n - 1 : 0;
+	barrier_var(nl);
+	barrier_var(n);
+	if (n > 0 && n <= KRSI_PATH_MAX && nl <= KRSI_STR_MAX &&
+	    !bpf_probe_read_kernel(&e->data[nl], n, st->path))
+		e->path_len = n;
+
+	if (st->candidates) {
+		krsi_policy_ids();
+		krsi_policy_lineage(1);
+		if (krsi_policy_wants(KRSI_DIM_FILE)) {
+			if (n > 0) {
+				krsi_policy_match_path(KRSI_DIM_FILE);
+				krsi_policy_narrow(KRSI_DIM_FILE);
+			} else {
+				krsi_policy_unknown(KRSI_DIM_FILE);
+			}
+		}
+		module_dim(st, e);
+		krsi_policy_decide();
+	}
+	return module_outcome(st, e, stats);
+}
+
+/* --- init_module(2): the name from the image ------------------------------- */
+
+struct elf64_ehdr_min {
+	__u8 ident[16];
+	__u16 type;
+	__u16 machine;
+	__u32 version;
+	__u64 entry;
+	__u64 phoff;
+	__u64 shoff;
+	__u32 flags;
+	__u16 ehsize;
+	__u16 phentsize;
+	__u16 phnum;
+	__u16 shentsize;
+	__u16 shnum;
+	__u16 shstrndx;
+};
+
+struct elf64_shdr_min {
+	__u32 name;
+	__u32 type;
+	__u64 flags;
+	__u64 addr;
+	__u64 offset;
+	__u64 size;
+	__u32 link;
+	__u32 info;
+	__u64 addralign;
+	__u64 entsize;
+};
+
+/* Sections looked through at most; modules have a few dozen. */
+#define ELF_SECTIONS_MAX 1024
+#define THIS_MODULE_SECTION ".gnu.linkonce.this_module"
+#define THIS_MODULE_SECTION_LEN sizeof(THIS_MODULE_SECTION)	/* NUL included */
+#define MODULE_NAME_MAX 56					/* MODULE_NAME_LEN on 64-bit */
+
+struct elf_scan {
+	const char *image;
+	__u64 size;
+	__u64 shoff;
+	__u64 shstr_off;
+	__u64 shstr_size;
+	__u64 found;		/* file offset of the this_module section, 0 if none */
+	__u64 found_size;
+	__u32 shnum;
+	__u32 __pad;
+};
+
+static long elf_step(__u32 i, void *ctx)
+{
+	const char want[THIS_MODULE_SECTION_LEN] = THIS_MODULE_SECTION;
+	char name[THIS_MODULE_SECTION_LEN];
+	struct elf_scan *w = ctx;
+	struct elf64_shdr_min sh;
+	__u64 off;
+	int j;
+
+	if (i >= w->shnum)
+		return 1;
+	off = w->shoff + (__u64)i * sizeof(sh);
+	if (off + sizeof(sh) > w->size || bpf_probe_read_kernel(&sh, sizeof(sh), w->image + off))
+		return 1;
+	if ((__u64)sh.name + sizeof(name) > w->shstr_size)
+		return 0;
+	if (bpf_probe_read_kernel(name, sizeof(name), w->image + w->shstr_off + sh.name))
+		return 1;
+	for (j = 0; j < sizeof(name); j++)
+		if (name[j] != want[j])
+			return 0;
+	if (sh.offset > w->size || sh.size > w->size - sh.offset)
+		return 1;
+	w->found = sh.offset;
+	w->found_size = sh.size;
+	return 1;
+}
+
+/*
+ * The name in the image's struct module (.gnu.linkonce.this_module), into
+ * data[0]; returns name_len, 0 when the image has none to read.  Every
+ * offset is checked against the image's size: a hostile image makes the
+ * name unknown, never a read outside the image.
+ */
+static __always_inline __u16 name_from_image(struct krsi_module_event *e, const char *image, __u64 size)
+{
+	struct elf64_ehdr_min eh;
+	struct elf64_shdr_min strtab;
+	struct elf_scan w = {};
+	__u64 name_off = bpf_core_field_offset(struct module, name);
+	__u64 off;
+	long n;
+
+	if (size < sizeof(eh) || bpf_probe_read_kernel(&eh, sizeof(eh), image))
+		return 0;
+	if (eh.ident[0] != 0x7f || eh.ident[1] != 'E' || eh.ident[2] != 'L' || eh.ident[3] != 'F' ||
+	    eh.ident[4] != 2 /* ELFCLASS64 */ || eh.shentsize != sizeof(strtab) || eh.shstrndx >= eh.shnum)
+		return 0;
+	if (eh.shoff > size || (__u64)eh.shnum * sizeof(strtab) > size - eh.shoff)
+		return 0;
+	off = eh.shoff + (__u64)eh.shstrndx * sizeof(strtab);
+	if (bpf_probe_read_kernel(&strtab, sizeof(strtab), image + off))
+		return 0;
+	if (strtab.offset > size || strtab.size > size - strtab.offset)
+		return 0;
+	w.image = image;
+	w.size = size;
+	w.shoff = eh.shoff;
+	w.shstr_off = strtab.offset;
+	w.shstr_size = strtab.size;
+	w.shnum = eh.shnum;
+	bpf_loop(ELF_SECTIONS_MAX, elf_step, &w, 0);
+	if (!w.found || w.found_size < name_off + MODULE_NAME_MAX)
+		return 0;
+	n = bpf_probe_read_kernel_str(e->data, MODULE_NAME_MAX, image + w.found + name_off);
+	return n > 1 ? n : 0;
+}
+
+SEC("lsm/kernel_post_load_data")
+int BPF_PROG(module_data, char *buf, loff_t size, enum kernel_load_data_id id, char *description, int ret)
+{
+	struct krsi_hook_stats *stats;
+	struct krsi_module_event *e;
+	struct policy_eval *st;
+	__u32 zero = 0;
+
+	if (ret)
+		return ret;
+	if (id != bpf_core_enum_value(enum kernel_load_data_id, LOADING_MODULE))
+		return 0;
+	stats = hook_stats(KRSI_HOOK_KERNEL_LOAD_DATA);
+	if (stats)
+		stats->seen++;
+	st = policy_state();
+	e = bpf_map_lookup_elem(&module_scratch, &zero);
+	if (!st || !e)
+		return 0;
+	if (!krsi_policy_begin(KRSI_PHOOK_MODULE_LOAD)) {
+		krsi_policy_decide();
+		if (!policy_noteworthy(&st->ref))
+			return 0;
+	}
+
+	fill_module(e, KRSI_MODULE_FROM_MEMORY);
+	e->name_len = name_from_image(e, buf, size > 0 ? size : 0);
+	if (!e->name_len)
+		e->flags |= KRSI_MODULE_NAME_UNKNOWN;
+	if (st->candidates) {
+		krsi_policy_ids();
+		krsi_policy_lineage(1);
+		krsi_policy_unknown(KRSI_DIM_FILE);
+		module_dim(st, e);
+		krsi_policy_decide();
+	}
+	return module_outcome(st, e, stats);
+}

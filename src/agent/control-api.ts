@@ -1,0 +1,76 @@
+// What a running agent lets its control socket (and the library API) do.
+// The socket server (src/control/) translates requests into these calls; the
+// agent (src/agent/agent.ts) implements them.
+import type { Decision, EventFacts } from '../policy/evaluate.js';
+import type { ListType, Policy } from '../policy/schema.js';
+
+export interface LoadedPolicySource {
+  policy: Policy;
+  /** Where it came from: a file path, or "api" / "socket". */
+  source: string;
+}
+
+export interface ApplyResult {
+  generation: number;
+  /** Wall time from the start of compilation to the switch of the current generation. */
+  compileMs: number;
+  /** Wall time to fill the new generation's maps and switch to it. */
+  swapMs: number;
+  rules: number;
+  entries: number;
+}
+
+export interface ListEntryView {
+  entry: string;
+  /** RFC 3339, absent when the entry does not expire. */
+  expires?: string;
+}
+
+export interface ListView {
+  name: string;
+  type: ListType;
+  id: number;
+  entries: ListEntryView[];
+}
+
+export interface ListChange {
+  list: string;
+  added: string[];
+  removed: string[];
+  /** Entries the request named that were already there (add) or absent (remove). */
+  unchanged: string[];
+}
+
+export interface AgentStatus {
+  pid: number;
+  kernel: string;
+  generation: number;
+  policies: string[];
+  programs: string[];
+  lists: Array<{ name: string; type: ListType; size: number }>;
+  uptimeSeconds: number;
+  received: number;
+  counters: Record<string, { seen: number; denied: number; emitted: number; dropped: number; rate_limited: number }>;
+  /** Reactions carried out, and their signal-to-mitigation latency over the last 1024. */
+  reactions: { count: number; p50Us: number | null; p99Us: number | null };
+}
+
+export interface AgentControl {
+  status(): AgentStatus;
+  /**
+   * Compiles and installs a new generation made of exactly these policies.
+   * Throws an InputError (src/errors.ts) when they do not compile; then
+   * nothing that is enforced has changed.
+   */
+  applyPolicies(policies: readonly LoadedPolicySource[]): Promise<ApplyResult>;
+  /** The policies of the current generation. */
+  currentPolicies(): { generation: number; policies: LoadedPolicySource[] };
+  lists(): ListView[];
+  /** Adds entries (canonical text forms, or paths for inode/sha256/cgroup lists) to a list; ttlSeconds makes them expire. */
+  listAdd(name: string, entries: readonly string[], ttlSeconds?: number): Promise<ListChange>;
+  listRemove(name: string, entries: readonly string[]): Promise<ListChange>;
+  /** The decision the current generation would take for these facts, with its trace. */
+  explain(facts: EventFacts): Decision;
+  /** Stops the agent cleanly (detaches everything, as on SIGTERM). */
+  stop(): Promise<void>;
+}

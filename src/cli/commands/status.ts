@@ -1,0 +1,30 @@
+// krsi status: what the running agent enforces and how it is doing.
+import type { Command } from 'commander';
+import type { AgentStatus } from '../../agent/control-api.js';
+import { ExitCode } from '../exit-codes.js';
+import { addSocketOption, json, out, withAgent, type SocketOptions } from './agent-connection.js';
+
+export function renderStatus(s: AgentStatus): string {
+  const lines = [
+    `agent pid ${s.pid} on Linux ${s.kernel}, up ${s.uptimeSeconds} s`,
+    `policy generation ${s.generation}: ${s.policies.length ? s.policies.join(', ') : 'no policies'}`,
+    `programs: ${s.programs.join(', ')}`,
+    `events received: ${s.received}`,
+    `reactions: ${s.reactions.count}${s.reactions.p50Us === null ? '' : `, latency p50 ${s.reactions.p50Us.toFixed(0)} µs, p99 ${s.reactions.p99Us?.toFixed(0)} µs`}`,
+    'lists:',
+    ...(s.lists.length ? s.lists.map((l) => `  ${l.name} (${l.type}): ${l.size} entries`) : ['  none']),
+    'per hook: seen / denied / emitted / dropped / rate-limited',
+    ...Object.entries(s.counters).map(([hook, c]) => `  ${hook}: ${c.seen} / ${c.denied} / ${c.emitted} / ${c.dropped} / ${c.rate_limited}`),
+  ];
+  return lines.join('\n');
+}
+
+export function registerStatus(program: Command): void {
+  addSocketOption(
+    program.command('status').summary('what the running agent enforces, and its counters').option('--json', 'print the status as JSON'),
+  ).action(async (opts: SocketOptions & { json?: boolean }) => {
+    const status = await withAgent(opts.socket, (client) => client.status());
+    out(opts.json ? json(status) : renderStatus(status));
+    process.exitCode = ExitCode.ok;
+  });
+}

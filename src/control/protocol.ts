@@ -1,0 +1,354 @@
+// The control socket's wire protocol: newline-delimited JSON over a Unix
+// stream socket (/run/krsi/krsi.sock), one request a line, one response a
+// line, answered in order on each connection.
+//
+//   request   {"id": 1, "method": "policy.apply", "params": {...}}
+//   response  {"id": 1, "result": {...}}
+//          or {"id": 1, "error": {"code": "input", "message": "...", "details": ...}}
+//
+// A response to a line that could not be read as a request (not JSON, no
+// numeric id, longer than MAX_REQUEST_BYTES) has id null. 64-bit numbers
+// (inode numbers, cgroup ids) are decimal strings on the wire; policies are
+// policy documents as JSON, exactly as a policy file would hold them.
+//
+// This module has the schemas of every method's params and result; the
+// server parses params with them, the client parses results with them.
+import { z } from 'zod';
+import type { AgentStatus, ApplyResult, ListChange, ListView, LoadedPolicySource } from '../agent/control-api.js';
+import type { BinaryFacts, Decision, EventFacts } from '../policy/evaluate.js';
+import { checkPolicy, formatPolicyIssue } from '../policy/load.js';
+import { ACTIONS, HOOKS, LIST_TYPES, MODES, MatchSchema, PolicySchema, parseCidr, type Match, type Policy } from '../policy/schema.js';
+
+export { DEFAULT_SOCKET_PATH } from './socket-path.js';
+/** A request line longer than this (without its newline) is refused. */
+export const MAX_REQUEST_BYTES = 16 * 1024 * 1024;
+/** The client's bound on a response line: results (policies, lists) can be larger than a request. */
+export const MAX_RESPONSE_BYTES = 256 * 1024 * 1024;
+
+export const ERROR_CODES = ['input', 'denied', 'internal', 'unknown-method'] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+// --- envelopes --------------------------------------------------------------
+
+const requestId = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+export const RequestSchema = z
+  .object({
+    id: requestId,
+    method: z.string().min(1).max(128),
+    params: z.record(z.string(), z.unknown()).default({}),
+  })
+  .strict();
+export type Request = z.output<typeof RequestSchema>;
+
+export const ErrorBodySchema = z.object({
+  code: z.enum(ERROR_CODES),
+  message: z.string(),
+  details: z.unknown().optional(),
+});
+export interface ErrorBody {
+  code: ErrorCode;
+  message: string;
+  details?: unknown;
+}
+
+export const ResponseSchema = z.union([
+  z.object({ id: requestId.nullable(), result: z.unknown() }).strict(),
+  z.object({ id: requestId.nullable(), error: ErrorBodySchema }).strict(),
+]);
+export type Response = { id: number | null; result: unknown } | { id: number | null; error: ErrorBody };
+
+/** JSON for the wire: bigints as decimal strings, one line. */
+export function encodeLine(value: unknown): string {
+  return `${JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}\n`;
+}
+
+// --- shared pieces ----------------------------------------------------------
+
+const u32 = z.number().int().min(0).max(0xffff_ffff);
+const U64_MAX = (1n << 64n) - 1n;
+/** A 64-bit unsigned number: a decimal string on the wire; a safe integer is accepted too. */
+const u64 = z
+  .union([z.number().int().min(0).max(Number.MAX_SAFE_INTEGER), z.string().regex(/^\d{1,20}$/, 'a decimal 64-bit number')])
+  .transform((v, ctx) => {
+    const n = BigInt(v);
+    if (n > U64_MAX) {
+      ctx.addIssue({ code: 'custom', message: `${String(v)} is larger than 2^64-1` });
+      return z.NEVER;
+    }
+    return n;
+  });
+const majorMinor = z.string().regex(/^\d+:\d+$/, 'major:minor, e.g. 8:1');
+const nonEmpty = z.string().min(1);
+
+const BinaryFactsObject = z
+  .object({
+    path: nonEmpty.describe('the path of the executable'),
+    dev: majorMinor.optional(),
+    ino: u64.optional(),
+    sha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/, '64 lower-case hex digits')
+      .optional(),
+  })
+  .strict();
+
+function binaryFacts(v: z.output<typeof BinaryFactsObject>): BinaryFacts {
+  const out: BinaryFacts = { path: v.path };
+  if (v.dev !== undefined) out.dev = v.dev;
+  if (v.ino !== undefined) out.ino = v.ino;
+  if (v.sha256 !== undefined) out.sha256 = v.sha256;
+  return out;
+}
+
+/** An executable: {path, dev?, ino?, sha256?}, or just its path. */
+export const BinaryFactsSchema = z
+  .union([nonEmpty, BinaryFactsObject])
+  .transform((v): BinaryFacts => (typeof v === 'string' ? { path: v } : binaryFacts(v)));
+
+const EventFactsObject = z
+  .object({
+    hook: z.enum(HOOKS),
+    binary: BinaryFactsSchema.optional(),
+    parent: BinaryFactsSchema.optional(),
+    ancestors: z.array(BinaryFactsSchema).optional(),
+    uid: u32.optional(),
+    gid: u32.optional(),
+    cgroups: z.array(u64).optional(),
+    env: z.array(nonEmpty).optional(),
+    file: nonEmpty.optional(),
+    fstype: nonEmpty.optional(),
+    source: nonEmpty.optional(),
+    device: majorMinor.optional(),
+    module: nonEmpty.optional(),
+    address: z
+      .string()
+      .refine((s) => !s.includes('/') && parseCidr(s) !== null, 'an IPv4 or IPv6 address')
+      .optional(),
+    port: z.number().int().min(0).max(65535).optional(),
+  })
+  .strict();
+
+/**
+ * The facts of an event (EventFacts) as JSON: 64-bit numbers as decimal
+ * strings (safe integers accepted too), an executable as {path, dev, ino,
+ * sha256} or its bare path. Parses into EventFacts; fields left out are
+ * unknown to the evaluation.
+ */
+export const EventFactsSchema = EventFactsObject.transform((v): EventFacts => {
+  const out: EventFacts = { hook: v.hook };
+  for (const [key, value] of Object.entries(v) as Array<[keyof EventFacts, unknown]>) {
+    if (value !== undefined && key !== 'hook') (out as unknown as Record<string, unknown>)[key] = value;
+  }
+  return out;
+});
+export type EventFactsWire = z.input<typeof EventFactsSchema>;
+
+// Results are parsed leniently (unknown keys dropped): a client older than
+// the agent ignores what the agent has learnt to say. Params are strict: a
+// misspelt key is an error, not a silently ignored wish.
+const RuleRefSchema = z.object({
+  policy: z.string(),
+  rule: z.string(),
+  action: z.enum(ACTIONS),
+  mode: z.enum(MODES),
+});
+
+const SelectorTraceSchema = z.object({
+  selector: z.enum(Object.keys(MatchSchema.shape) as [keyof Match, ...(keyof Match)[]]),
+  result: z.union([z.boolean(), z.literal('unknown')]),
+  reason: z.string(),
+});
+
+export const DecisionSchema = z.object({
+  verdict: z.enum(['allow', 'deny']),
+  decidedBy: RuleRefSchema.nullable(),
+  action: z.enum(ACTIONS),
+  defaultAction: z.enum(['allow', 'deny', 'monitor-deny']),
+  killed: z.boolean(),
+  secureexec: z.boolean(),
+  wouldDeny: RuleRefSchema.nullable(),
+  defaultWouldDeny: z.boolean(),
+  audit: RuleRefSchema.nullable(),
+  matched: z.array(RuleRefSchema),
+  trace: z.array(RuleRefSchema.extend({ matched: z.boolean(), selectors: z.array(SelectorTraceSchema) })),
+});
+
+/** One policy of a set, as sent: the document, and where it came from (a file path). */
+const PolicySourceIn = z
+  .object({
+    policy: z.unknown(),
+    source: z.string().min(1).max(4096),
+  })
+  .strict()
+  .transform((v, ctx): LoadedPolicySource => {
+    const { policy, issues } = checkPolicy(v.policy);
+    if (!policy) {
+      for (const issue of issues) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['policy', ...issue.path],
+          message: `${v.source}: ${formatPolicyIssue(issue)}`,
+          params: { located: true },
+        });
+      }
+      return z.NEVER;
+    }
+    return { policy, source: v.source };
+  });
+
+/** A policy as the agent reports it, parsed back into a Policy. */
+const PolicySourceOut = z.object({ policy: PolicySchema, source: z.string() });
+
+const ListEntrySchema = z
+  .object({ entry: z.string(), expires: z.string().optional() })
+  .transform((v) => (v.expires === undefined ? { entry: v.entry } : { entry: v.entry, expires: v.expires }));
+
+const ListViewSchema = z.object({
+  name: z.string(),
+  type: z.enum(LIST_TYPES),
+  id: z.number().int().min(0),
+  entries: z.array(ListEntrySchema),
+});
+
+const ListChangeSchema = z.object({
+  list: z.string(),
+  added: z.array(z.string()),
+  removed: z.array(z.string()),
+  unchanged: z.array(z.string()),
+});
+
+const CountersSchema = z.object({
+  seen: z.number(),
+  denied: z.number(),
+  emitted: z.number(),
+  dropped: z.number(),
+  rate_limited: z.number(),
+});
+
+const listName = z.string().min(1).max(63);
+const listEntries = z.array(z.string().min(1).max(4096)).min(1).max(65536);
+
+// --- methods ----------------------------------------------------------------
+
+const noParams = z.object({}).strict();
+
+/** Every method: the schema of its params (input: the wire; output: what the agent is called with) and of its result. */
+export const METHODS = {
+  status: {
+    params: noParams,
+    result: z.object({
+      pid: z.number().int(),
+      kernel: z.string(),
+      generation: z.number().int(),
+      policies: z.array(z.string()),
+      programs: z.array(z.string()),
+      lists: z.array(z.object({ name: z.string(), type: z.enum(LIST_TYPES), size: z.number().int() })),
+      uptimeSeconds: z.number(),
+      received: z.number(),
+      counters: z.record(z.string(), CountersSchema),
+      reactions: z.object({ count: z.number().int(), p50Us: z.number().nullable(), p99Us: z.number().nullable() }),
+    }),
+  },
+  'policy.apply': {
+    params: z.object({ policies: z.array(PolicySourceIn).max(4096) }).strict(),
+    result: z.object({
+      generation: z.number().int(),
+      compileMs: z.number(),
+      swapMs: z.number(),
+      rules: z.number().int(),
+      entries: z.number().int(),
+    }),
+  },
+  'policy.current': {
+    params: noParams,
+    result: z.object({ generation: z.number().int(), policies: z.array(PolicySourceOut) }),
+  },
+  'lists.show': {
+    /** name: only this list (an input error when there is none). */
+    params: z.object({ name: listName.optional() }).strict(),
+    result: z.object({ lists: z.array(ListViewSchema) }),
+  },
+  'lists.add': {
+    params: z
+      .object({
+        name: listName,
+        entries: listEntries,
+        ttlSeconds: z.number().int().min(1).max(10 * 365 * 86400).optional(),
+      })
+      .strict(),
+    result: ListChangeSchema,
+  },
+  'lists.remove': {
+    params: z.object({ name: listName, entries: listEntries }).strict(),
+    result: ListChangeSchema,
+  },
+  explain: {
+    params: z.object({ facts: EventFactsSchema }).strict(),
+    result: DecisionSchema,
+  },
+  /** Answered at once; the agent then stops and, doing so, closes the socket. */
+  stop: {
+    params: noParams,
+    result: z.object({ stopping: z.literal(true), pid: z.number().int() }),
+  },
+} as const;
+
+export type MethodName = keyof typeof METHODS;
+export type MethodParamsIn<M extends MethodName> = z.input<(typeof METHODS)[M]['params']>;
+export type MethodParams<M extends MethodName> = z.output<(typeof METHODS)[M]['params']>;
+export type MethodResultWire<M extends MethodName> = z.output<(typeof METHODS)[M]['result']>;
+
+export function isMethodName(name: string): name is MethodName {
+  return Object.hasOwn(METHODS, name);
+}
+
+export interface StopResult {
+  stopping: true;
+  pid: number;
+}
+
+/** What each method's result is once parsed (the control API's types). */
+export interface MethodResults {
+  status: AgentStatus;
+  'policy.apply': ApplyResult;
+  'policy.current': { generation: number; policies: LoadedPolicySource[] };
+  'lists.show': { lists: ListView[] };
+  'lists.add': ListChange;
+  'lists.remove': ListChange;
+  explain: Decision;
+  stop: StopResult;
+}
+
+// The schemas' outputs are the control API's types; checked here, at compile time.
+type Assignable<A, B> = [A] extends [B] ? true : false;
+const schemasMatchTheApi: {
+  [M in MethodName]: Assignable<MethodResultWire<M>, MethodResults[M]>;
+} = {
+  status: true,
+  'policy.apply': true,
+  'policy.current': true,
+  'lists.show': true,
+  'lists.add': true,
+  'lists.remove': true,
+  explain: true,
+  stop: true,
+};
+void schemasMatchTheApi;
+
+/** A policy as JSON for the wire (inode numbers and cgroup ids as decimal strings); PolicySchema parses it back. */
+export function policyToWire(policy: Policy): unknown {
+  return JSON.parse(encodeLine(policy)) as unknown;
+}
+
+/** A zod error as one line: `where: what; where: what`. */
+export function formatZodIssues(issues: readonly z.core.$ZodIssue[], max = 10): string {
+  const parts = issues.slice(0, max).map((i) => {
+    // Messages that say where they are about themselves (a policy's issues).
+    if (i.code === 'custom' && (i.params as { located?: unknown } | undefined)?.located === true) return i.message;
+    const where = i.path.map(String).join('.');
+    return where ? `${where}: ${i.message}` : i.message;
+  });
+  if (issues.length > max) parts.push(`${issues.length - max} more`);
+  return parts.join('; ');
+}
