@@ -159,8 +159,13 @@ static __always_inline int list_live(struct krsi_list_entry *e)
 	return e && (e->expires_ns == 0 || e->expires_ns > bpf_ktime_get_ns());
 }
 
-/* Dynamic lists of d whose entries are values; key->v must be set. */
-static __always_inline __u64 lists_values(struct krsi_dim_policy *d, struct krsi_value_key *key)
+/*
+ * Dynamic lists of d kept in `map` (list_values or list_strings, by `kind`):
+ * key is that map's key with everything but its table set; *table is the
+ * key's first field, set to each list's id in turn.
+ */
+static __always_inline __u64 lists_match(struct krsi_dim_policy *d, __u32 kind, void *map,
+					 __u32 *table, void *key)
 {
 	__u64 matched = 0;
 	int i;
@@ -168,31 +173,17 @@ static __always_inline __u64 lists_values(struct krsi_dim_policy *d, struct krsi
 	if (!(d->flags & KRSI_DIMF_LISTS))
 		return 0;
 	for (i = 0; i < KRSI_DIM_LISTS_MAX; i++) {
-		if (d->lists[i].kind != KRSI_LIST_VALUES)
+		if (d->lists[i].kind != kind)
 			continue;
-		key->table = d->lists[i].list;
-		if (list_live(bpf_map_lookup_elem(&list_values, key)))
+		*table = d->lists[i].list;
+		if (list_live(bpf_map_lookup_elem(map, key)))
 			matched |= d->lists[i].rules;
 	}
 	return matched;
 }
 
-static __always_inline __u64 lists_strings(struct krsi_dim_policy *d, struct krsi_str_key *key)
-{
-	__u64 matched = 0;
-	int i;
-
-	if (!(d->flags & KRSI_DIMF_LISTS))
-		return 0;
-	for (i = 0; i < KRSI_DIM_LISTS_MAX; i++) {
-		if (d->lists[i].kind != KRSI_LIST_STRINGS)
-			continue;
-		key->table = d->lists[i].list;
-		if (list_live(bpf_map_lookup_elem(&list_strings, key)))
-			matched |= d->lists[i].rules;
-	}
-	return matched;
-}
+#define lists_values(d, key) lists_match(d, KRSI_LIST_VALUES, &list_values, &(key)->table, key)
+#define lists_strings(d, key) lists_match(d, KRSI_LIST_STRINGS, &list_strings, &(key)->table, key)
 
 static __always_inline __u64 match_value(struct policy_eval *st, struct krsi_dim_policy *d, __u32 dim)
 {

@@ -12,6 +12,7 @@ import {
   type Dfa,
   type GlobInput,
 } from '../../src/policy/glob.js';
+import { prng } from '../lib/prng.js';
 
 /** Checks one glob both ways: the compiled DFA and the independent regex. */
 function matches(glob: string, path: string): boolean {
@@ -134,17 +135,6 @@ test('the dead state is 0 and loops on itself', () => {
 
 // --- Differential tests against globToRegExp ---------------------------------
 
-/** mulberry32: small, seeded, good enough to spread test cases. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const globPieces = ['a', 'b', '/', '/', '.', '*', '*', '**', '?', '[ab]', '[!a]', '[a-b]', '[.-0]', '\\*', '\\?', '/**/', 'é'];
 const pathChars = ['a', 'b', '/', '.', '*', '?', 'c', 'é'];

@@ -9,18 +9,8 @@ import { compilePolicies, type ListInfo } from '../../src/policy/compile.js';
 import { evaluatePolicies, type BinaryFacts, type EventFacts } from '../../src/policy/evaluate.js';
 import { PolicySchema, type HookName, type ListType, type Policy } from '../../src/policy/schema.js';
 import { evaluateTables } from '../lib/table-eval.js';
+import { prng } from '../lib/prng.js';
 
-/** A small seeded PRNG (mulberry32): failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const LONG = `/tmp/${'d'.repeat(140)}/${'e'.repeat(140)}/bin`;
 const PATHS = ['/usr/bin/ls', '/usr/bin/cat', '/usr/bin/sh', '/tmp/a', '/tmp/b', '/tmp/x/y', '/home/u/bin/z', '/opt/app/bin/python3', LONG, '/tmp/ü/ß'];

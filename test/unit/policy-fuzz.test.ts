@@ -11,21 +11,11 @@ import { test } from 'node:test';
 import { parse, stringify } from 'yaml';
 import { policyToYaml } from '../../src/policy/define.js';
 import { formatPolicyError, loadPolicies, parsePolicyText, validatePolicySet, type LoadResult } from '../../src/policy/load.js';
+import { prng } from '../lib/prng.js';
 
 const ITERATIONS = Number(process.env.KRSI_FUZZ_ITERATIONS ?? 3000);
 const SEED = Number(process.env.KRSI_FUZZ_SEED ?? 0x6b727369);
 
-/** mulberry32: small, fast, and the same sequence everywhere for a seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const examplesDir = new URL('../../policies/examples/', import.meta.url);
 const examples = readdirSync(examplesDir)
