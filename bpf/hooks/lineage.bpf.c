@@ -6,7 +6,8 @@
  *
  * Classes are valid for the generation they were computed in; a parent whose
  * classes are from another generation passes on "unknown", which the agent
- * repairs from /proc after a swap.
+ * repairs from /proc after a swap, and which deny rules treat as a match
+ * meanwhile (fail closed, bpf/lib/policy.bpf.c).
  */
 #include "common.h"
 #include "maps.h"
@@ -20,6 +21,19 @@ int BPF_PROG(lineage_fork, struct task_struct *parent, struct task_struct *child
 
 	if (stats)
 		stats->seen++;
+	if (parent->flags & PF_KTHREAD) {
+		/*
+		 * A usermode helper (modprobe, core_pattern, hotplug): its
+		 * lineage is the kernel's, known and in no class, so that
+		 * unknown lineage can fail closed for everything else.
+		 */
+		cctx = bpf_task_storage_get(&task_ctx, child, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (cctx) {
+			cctx->self = cctx->ancestors = 0;
+			cctx->self_generation = cctx->ancestors_generation = krsi_policy_generation();
+		}
+		return 0;
+	}
 	pctx = bpf_task_storage_get(&task_ctx, parent, 0, 0);
 	if (!pctx)
 		return 0;

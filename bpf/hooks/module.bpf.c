@@ -14,11 +14,21 @@
  *    There is no file: rules with a file selector match neither way.
  *    (kmod, e.g. Debian 12's modprobe, decompresses .ko.xz itself and uses
  *    init_module(2), so this is how most modprobes look on 6.12.)
+ *
+ * The sha256 selector and every event see the digest of the module's bytes
+ * as the kernel gets them: for a file, IMA's digest of the file, taken by a
+ * sleepable program on the same hook that runs first (module_hash); for an
+ * image, SHA-256 computed here over the image (bpf/lib/sha256.h).  Module
+ * loads are rare: every one is reported, allowed or not.
+ *
+ * The module_load and module_free tracepoints tell the agent which modules
+ * the kernel formed and freed, so that it can notice one that hides itself.
  */
 #include "common.h"
 #include "maps.h"
 #include "outcome.h"
 #include "policy.h"
+#include "sha256.h"
 #include "task.h"
 
 struct {
@@ -27,6 +37,21 @@ struct {
 	__type(key, __u32);
 	__type(value, struct krsi_module_event);
 } module_scratch SEC(".maps");
+
+/* The IMA digest of the module file being read, from module_hash to module_read. */
+struct module_digest {
+	__u8 sha256[32];
+	__u64 ino;
+	__u32 dev;
+	__u32 state;		/* KRSI_HASH_* */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct module_digest);
+} module_digest SEC(".maps");
 
 static __always_inline void fill_module(struct krsi_module_event *e, __u32 source)
 {
@@ -40,6 +65,8 @@ static __always_inline void fill_module(struct krsi_module_event *e, __u32 sourc
 	e->flags = 0;
 	e->name_len = 0;
 	e->path_len = 0;
+	e->size = 0;
+	__builtin_memset(e->sha256, 0, sizeof(e->sha256));
 }
 
 static __always_inline int ends_with(const char *s, __u32 len, const char *suffix, __u32 slen)
@@ -121,27 +148,52 @@ static __always_inline void module_dim(struct policy_eval *st, struct krsi_modul
 	}
 }
 
-/* Enforces and reports st->ref about e; returns what the hook returns. */
+/*
+ * The sha256 dimension.  A digest that could not be taken is on no list: a
+ * rule `sha256: {list: [approved], not: true}` denies such a module instead
+ * of letting it through, and the decision says the context was unknown.
+ */
+static __always_inline void sha256_dim(struct policy_eval *st, struct krsi_module_event *e)
+{
+	if (!krsi_policy_wants(KRSI_DIM_SHA256))
+		return;
+	if (e->flags & KRSI_MODULE_SHA256_KNOWN) {
+		__builtin_memcpy(st->value, e->sha256, sizeof(st->value));
+		krsi_policy_match_value(KRSI_DIM_SHA256);
+	} else {
+		st->matched = 0;
+		st->flags |= KRSI_REF_CONTEXT_UNKNOWN;
+	}
+	krsi_policy_narrow(KRSI_DIM_SHA256);
+}
+
+/*
+ * Enforces st->ref about e and reports it; returns what the hook returns.
+ * Every load is reported: denials on `decisions`, the rest on `events`.
+ */
 static __always_inline int module_outcome(struct policy_eval *st, struct krsi_module_event *e,
 					  struct krsi_hook_stats *stats)
 {
 	struct krsi_policy_ref ref = st->ref;
 	int verdict;
 
-	if (!policy_noteworthy(&ref))
-		return 0;
 	verdict = outcome_enforce(&ref, stats);
 	e->policy = ref;
 	e->hdr.size = module_record_size(e);
-	outcome_report(stats, verdict != 0, e, e->hdr.size);
+	if (policy_noteworthy(&ref))
+		outcome_report(stats, verdict != 0, e, e->hdr.size);
+	else
+		emit(&events, stats, e, e->hdr.size);
 	return verdict;
 }
 
 SEC("lsm/kernel_read_file")
 int BPF_PROG(module_read, struct file *file, enum kernel_read_file_id id, bool contents, int ret)
 {
+	struct task_struct *task = bpf_get_current_task_btf();
 	struct krsi_hook_stats *stats;
 	struct krsi_module_event *e;
+	struct module_digest *md;
 	struct policy_eval *st;
 	__u32 zero = 0;
 	__u64 nl;
@@ -158,16 +210,20 @@ int BPF_PROG(module_read, struct file *file, enum kernel_read_file_id id, bool c
 	e = bpf_map_lookup_elem(&module_scratch, &zero);
 	if (!st || !e)
 		return 0;
-	if (!krsi_policy_begin(KRSI_PHOOK_MODULE_LOAD)) {
-		krsi_policy_decide();
-		if (!policy_noteworthy(&st->ref))
-			return 0;
-	}
+	krsi_policy_begin(KRSI_PHOOK_MODULE_LOAD);
 
 	/* Module loads are rare: read everything the event may need. */
 	fill_module(e, KRSI_MODULE_FROM_FILE);
 	e->ino = BPF_CORE_READ(file, f_inode, i_ino);
 	e->dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
+	e->size = BPF_CORE_READ(file, f_inode, i_size);
+	md = bpf_task_storage_get(&module_digest, task, 0, 0);
+	if (md && md->state == KRSI_HASH_VALID && md->ino == e->ino && md->dev == e->dev) {
+		__builtin_memcpy(e->sha256, md->sha256, sizeof(e->sha256));
+		e->flags |= KRSI_MODULE_SHA256_KNOWN;
+	}
+	if (md)
+		md->state = KRSI_HASH_NONE;
 	e->name_len = name_from_file(e, file);
 	nl = e->name_len;
 	n = bpf_d_path(&file->f_path, st->path, KRSI_PATH_MAX);
@@ -194,9 +250,42 @@ int BPF_PROG(module_read, struct file *file, enum kernel_read_file_id id, bool c
 			}
 		}
 		module_dim(st, e);
-		krsi_policy_decide();
+		sha256_dim(st, e);
 	}
+	krsi_policy_decide();
 	return module_outcome(st, e, stats);
+}
+
+/*
+ * IMA's digest of the module file about to be read.  Hashing may sleep
+ * (reading the file), hence a sleepable program of its own, attached after
+ * module_read so that it runs first: BPF LSM trampolines run the most
+ * recently attached program first.  kernel_read_file() denies writers before
+ * this hook runs, so the digest is of the bytes the kernel then reads.
+ */
+SEC("lsm.s/kernel_read_file")
+int BPF_PROG(module_hash, struct file *file, enum kernel_read_file_id id, bool contents, int ret)
+{
+	struct krsi_hook_stats *stats;
+	struct module_digest *md;
+	long algo;
+
+	if (ret)
+		return ret;
+	if (id != bpf_core_enum_value(enum kernel_read_file_id, READING_MODULE))
+		return 0;
+	stats = hook_stats(KRSI_HOOK_MODULE_HASH);
+	if (stats)
+		stats->seen++;
+	md = bpf_task_storage_get(&module_digest, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!md)
+		return 0;
+	algo = bpf_ima_file_hash(file, md->sha256, sizeof(md->sha256));
+	md->ino = file->f_inode->i_ino;
+	md->dev = file->f_inode->i_sb->s_dev;
+	/* enum hash_algo: HASH_ALGO_SHA256 is 4; any other digest is not a sha256. */
+	md->state = algo == 4 ? KRSI_HASH_VALID : KRSI_HASH_UNAVAILABLE;
+	return 0;
 }
 
 /* --- init_module(2): the name from the image ------------------------------- */
@@ -336,22 +425,59 @@ int BPF_PROG(module_data, char *buf, loff_t size, enum kernel_load_data_id id, c
 	e = bpf_map_lookup_elem(&module_scratch, &zero);
 	if (!st || !e)
 		return 0;
-	if (!krsi_policy_begin(KRSI_PHOOK_MODULE_LOAD)) {
-		krsi_policy_decide();
-		if (!policy_noteworthy(&st->ref))
-			return 0;
-	}
 
 	fill_module(e, KRSI_MODULE_FROM_MEMORY);
-	e->name_len = name_from_image(e, buf, size > 0 ? size : 0);
+	e->size = size > 0 ? size : 0;
+	e->name_len = name_from_image(e, buf, e->size);
 	if (!e->name_len)
 		e->flags |= KRSI_MODULE_NAME_UNKNOWN;
-	if (st->candidates) {
+	if (sha256_kernel(buf, e->size, e->sha256) == 0)
+		e->flags |= KRSI_MODULE_SHA256_KNOWN;
+	/* Hashing used bpf_loop: begin the policy afterwards, nothing in between. */
+	if (krsi_policy_begin(KRSI_PHOOK_MODULE_LOAD)) {
 		krsi_policy_ids();
 		krsi_policy_lineage(1);
 		krsi_policy_unknown(KRSI_DIM_FILE);
 		module_dim(st, e);
-		krsi_policy_decide();
+		sha256_dim(st, e);
 	}
+	krsi_policy_decide();
 	return module_outcome(st, e, stats);
 }
+
+/* --- the module tracepoints, for the agent's tracker ---------------------- */
+
+static __always_inline int module_state(struct module *mod, __u32 state, __u32 hook)
+{
+	struct krsi_hook_stats *stats = hook_stats(hook);
+	struct krsi_module_state_event e = {};
+
+	if (stats)
+		stats->seen++;
+	e.hdr.type = KRSI_EVENT_MODULE_STATE;
+	e.hdr.abi = KRSI_ABI_VERSION;
+	e.hdr.size = sizeof(e);
+	e.hdr.time_ns = bpf_ktime_get_ns();
+	fill_task(&e.task);
+	e.taints = BPF_CORE_READ(mod, taints);
+	e.state = state;
+	bpf_probe_read_kernel_str(e.name, sizeof(e.name), mod->name);
+	/* On `decisions`: rare, and a lost one would mislead the tracker. */
+	emit(&decisions, stats, &e, sizeof(e));
+	return 0;
+}
+
+SEC("tp_btf/module_load")
+int BPF_PROG(module_loaded, struct module *mod)
+{
+	return module_state(mod, KRSI_MODULE_STATE_LOADED, KRSI_HOOK_MODULE_LOADED);
+}
+
+SEC("tp_btf/module_free")
+int BPF_PROG(module_freed, struct module *mod)
+{
+	return module_state(mod, KRSI_MODULE_STATE_FREED, KRSI_HOOK_MODULE_FREED);
+}
+
+/* Built on the stack only: named here so that it reaches the object's BTF (scripts/gen-abi.ts). */
+const struct krsi_module_state_event *krsi_abi_module_state __attribute__((unused));

@@ -19,6 +19,13 @@
  *    mountpoint is not known yet (move_mount names it later).
  * Otherwise (another architecture, a 32-bit fsconfig) the source is unknown,
  * and rules with a source selector match neither way.
+ *
+ * A file system on a block device also has the device's bus and removable
+ * flag (bus and removable selectors): the buses of the devices above the
+ * block device in the driver model (a USB stick's disk hangs below a SCSI
+ * device, a USB interface and device, a PCI host controller: scsi, usb, pci),
+ * and GENHD_FL_REMOVABLE of its disk.  Without a block device (tmpfs, proc,
+ * 9p) rules with those selectors match neither way.
  */
 #include "common.h"
 #include "maps.h"
@@ -67,6 +74,89 @@ struct {
 	__type(key, __u32);
 	__type(value, struct krsi_mount_event);
 } mount_scratch SEC(".maps");
+
+/* The block device's buses (distinct, nearest first) and removable flag. */
+struct mount_devinfo {
+	char bus[KRSI_MOUNT_BUSES_MAX][KRSI_BUS_NAME_MAX];
+	__u32 len[KRSI_MOUNT_BUSES_MAX];	/* bytes of each name, NUL included */
+	__u32 count;
+	__u32 removable;
+	char name[KRSI_BUS_NAME_MAX];		/* the name being read */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mount_devinfo);
+} mount_devinfo SEC(".maps");
+
+struct device_walk {
+	struct device *dev;
+	struct mount_devinfo *info;
+};
+
+static __always_inline int same_name(const char *a, const char *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+
+	return x[0] == y[0] && x[1] == y[1];
+}
+
+/* One device up the parent chain: its bus, if it has one not seen yet. */
+static long device_step(__u32 i, void *ctx)
+{
+	struct device_walk *w = ctx;
+	struct mount_devinfo *info = w->info;
+	struct device *dev = w->dev;
+	const struct bus_type *bus;
+	const char *name;
+	__u32 j, n;
+	long len;
+
+	if (!dev)
+		return 1;
+	bus = BPF_CORE_READ(dev, bus);
+	w->dev = BPF_CORE_READ(dev, parent);
+	if (!bus)
+		return 0;
+	name = BPF_CORE_READ(bus, name);
+	__builtin_memset(info->name, 0, sizeof(info->name));
+	len = bpf_probe_read_kernel_str(info->name, sizeof(info->name), name);
+	if (len <= 1)
+		return 0;
+	n = info->count;
+	for (j = 0; j < KRSI_MOUNT_BUSES_MAX; j++) {
+		if (j >= n)
+			break;
+		if (same_name(info->bus[j], info->name))
+			return 0;
+	}
+	if (n >= KRSI_MOUNT_BUSES_MAX)
+		return 1;
+	__builtin_memcpy(info->bus[n & (KRSI_MOUNT_BUSES_MAX - 1)], info->name, KRSI_BUS_NAME_MAX);
+	info->len[n & (KRSI_MOUNT_BUSES_MAX - 1)] = len;
+	info->count = n + 1;
+	return 0;
+}
+
+/* What the bus and removable selectors see of a block device. */
+static __always_inline struct mount_devinfo *read_devinfo(struct block_device *bdev)
+{
+	struct mount_devinfo *info;
+	struct device_walk w;
+	__u32 zero = 0;
+
+	info = bpf_map_lookup_elem(&mount_devinfo, &zero);
+	if (!info)
+		return 0;
+	info->count = 0;
+	info->removable = (BPF_CORE_READ(bdev, bd_disk, flags) & GENHD_FL_REMOVABLE) != 0;
+	w.dev = &bdev->bd_device;
+	w.info = info;
+	bpf_loop(KRSI_MOUNT_DEVICE_DEPTH, device_step, &w, 0);
+	return info;
+}
 
 /* The source: a kernel string, at most KRSI_PATH_MAX - 1 bytes of it. */
 static __always_inline void stash_source(struct mount_stash *ms, const char *src)
@@ -175,7 +265,7 @@ static __always_inline __u32 put_string(struct krsi_mount_event *e, __u64 off, c
 static __always_inline __u64 mount_record_size(const struct krsi_mount_event *e)
 {
 	__u64 size = __builtin_offsetof(struct krsi_mount_event, data) +
-		     e->fstype_len + e->source_len + e->mountpoint_len;
+		     e->fstype_len + e->source_len + e->mountpoint_len + e->bus_len;
 
 	return size > sizeof(*e) ? sizeof(*e) : size;
 }
@@ -197,12 +287,13 @@ int BPF_PROG(mount_check, const struct super_block *sb, int ret)
 {
 	struct krsi_hook_stats *stats = hook_stats(KRSI_HOOK_SB_KERN_MOUNT);
 	struct task_struct *task = bpf_get_current_task_btf();
+	struct mount_devinfo *info = 0;
 	struct krsi_policy_ref ref;
 	struct krsi_mount_event *e;
 	struct mount_stash *ms;
 	struct fs_context *fc;
 	struct policy_eval *st;
-	__u32 zero = 0, dev, bdev = 0, api = 0;
+	__u32 zero = 0, dev, bdev = 0, api = 0, i;
 	int source, verdict;
 	__u64 off;
 	long n;
@@ -233,8 +324,10 @@ int BPF_PROG(mount_check, const struct super_block *sb, int ret)
 	source = ms && api && (ms->state & STASH_SOURCE);
 
 	dev = sb->s_dev;
-	if (sb->s_bdev)
+	if (sb->s_bdev) {
 		bdev = sb->s_bdev->bd_dev;
+		info = read_devinfo(sb->s_bdev);
+	}
 	n = bpf_probe_read_kernel_str(e->data, KRSI_STR_MAX, sb->s_type->name);
 	e->fstype_len = n > 0 ? n : 0;
 
@@ -267,6 +360,29 @@ int BPF_PROG(mount_check, const struct super_block *sb, int ret)
 				krsi_policy_unknown(KRSI_DIM_SOURCE);
 			}
 		}
+		if (krsi_policy_wants(KRSI_DIM_BUS)) {
+			if (info) {
+				for (i = 0; i < KRSI_MOUNT_BUSES_MAX; i++) {
+					if (i >= info->count)
+						break;
+					if (set_path(st, info->bus[i], info->len[i]))
+						krsi_policy_match_path(KRSI_DIM_BUS);
+				}
+				krsi_policy_narrow(KRSI_DIM_BUS);
+			} else {
+				krsi_policy_unknown(KRSI_DIM_BUS);
+			}
+		}
+		if (krsi_policy_wants(KRSI_DIM_REMOVABLE)) {
+			if (info) {
+				st->value[0] = info->removable;
+				st->value[1] = st->value[2] = st->value[3] = 0;
+				krsi_policy_match_value(KRSI_DIM_REMOVABLE);
+				krsi_policy_narrow(KRSI_DIM_REMOVABLE);
+			} else {
+				krsi_policy_unknown(KRSI_DIM_REMOVABLE);
+			}
+		}
 	}
 	krsi_policy_decide();
 	ref = st->ref;
@@ -286,7 +402,7 @@ int BPF_PROG(mount_check, const struct super_block *sb, int ret)
 	e->flags = api;
 	e->source_len = 0;
 	e->mountpoint_len = 0;
-	e->__pad = 0;
+	e->bus_len = 0;
 	e->__pad2 = 0;
 	off = e->fstype_len;
 	if (ms && source) {
@@ -304,6 +420,27 @@ int BPF_PROG(mount_check, const struct super_block *sb, int ret)
 			e->mountpoint_len = put_string(e, off, ms->mountpoint, ms->mountpoint_len);
 			if (e->mountpoint_len)
 				e->flags |= KRSI_MOUNT_MOUNTPOINT_KNOWN;
+		}
+	}
+	off += e->mountpoint_len;
+	if (info) {
+		if (info->removable)
+			e->flags |= KRSI_MOUNT_REMOVABLE;
+		for (i = 0; i < KRSI_MOUNT_BUSES_MAX; i++) {
+			__u64 len;
+
+			if (i >= info->count)
+				break;
+			len = info->len[i];
+			barrier_var(off);
+			barrier_var(len);
+			if (off > KRSI_STR_MAX + 2 * KRSI_PATH_MAX + (KRSI_MOUNT_BUSES_MAX - 1) * KRSI_BUS_NAME_MAX ||
+			    len == 0 || len > KRSI_BUS_NAME_MAX)
+				break;
+			if (bpf_probe_read_kernel(&e->data[off], len, info->bus[i]))
+				break;
+			off += len;
+			e->bus_len += len;
 		}
 	}
 	e->hdr.size = mount_record_size(e);

@@ -25,7 +25,7 @@
 #endif
 
 /* Bumped whenever a record's layout changes incompatibly. */
-#define KRSI_ABI_VERSION 1
+#define KRSI_ABI_VERSION 2
 
 #define KRSI_COMM_LEN 16
 /* bpf_d_path() writes at most PATH_MAX bytes, the trailing NUL included. */
@@ -54,6 +54,7 @@
 #define KRSI_EVENT_MOUNT 4
 #define KRSI_EVENT_MODULE_LOAD 5
 #define KRSI_EVENT_CONNECT 6
+#define KRSI_EVENT_MODULE_STATE 7	/* a module formed or freed (tracepoints): the agent's module tracker */
 
 /* Which LSM or tracepoint hook a counter belongs to (the counters map index). */
 #define KRSI_HOOK_BPRM_CHECK 0
@@ -67,7 +68,10 @@
 #define KRSI_HOOK_KERNEL_LOAD_DATA 8
 #define KRSI_HOOK_SOCKET_CONNECT 9
 #define KRSI_HOOK_SB_MOUNT 10		/* mount(2)'s source, flags and mountpoint, for sb_kern_mount */
-#define KRSI_HOOK_COUNT 11
+#define KRSI_HOOK_MODULE_HASH 11	/* IMA digest of a module file (sleepable kernel_read_file) */
+#define KRSI_HOOK_MODULE_LOADED 12	/* tracepoint module_load */
+#define KRSI_HOOK_MODULE_FREED 13	/* tracepoint module_free */
+#define KRSI_HOOK_COUNT 14
 
 /* struct krsi_exec_event.flags */
 #define KRSI_EXEC_ARGV_TRUNCATED (1 << 0)   /* more argv than the bounds: some strings or bytes are missing */
@@ -126,7 +130,12 @@
 #define KRSI_DIM_MODULE 11
 #define KRSI_DIM_ADDRESS 12
 #define KRSI_DIM_PORT 13
-#define KRSI_DIM_COUNT 14
+#define KRSI_DIM_SHA256 14		/* module_load: the digest of the module's bytes */
+#define KRSI_DIM_BUS 15			/* mount: buses of the block device's parent devices */
+#define KRSI_DIM_REMOVABLE 16		/* mount: the block device's disk is removable */
+#define KRSI_DIM_COUNT 17
+/* A bound the verifier can see on a dimension index: a power of two above KRSI_DIM_COUNT - 1. */
+#define KRSI_DIM_MASK 31
 
 /* struct krsi_dim_policy.flags: which tables hold entries for the dimension */
 #define KRSI_DIMF_STRINGS (1 << 0)
@@ -233,6 +242,7 @@ struct krsi_hook_policy {
 	__u64 kill;
 	__u64 secureexec;
 	__u64 monitor;			/* rules in monitor mode */
+	__u64 after_lock;		/* rules in force only once the lock point is reached (lock_point) */
 	__u32 default_action;		/* KRSI_DEFAULT_* */
 	__u32 dims;			/* dimensions some rule constrains, 1 << KRSI_DIM_* */
 	struct krsi_dim_policy dim[KRSI_DIM_COUNT];
@@ -245,6 +255,16 @@ struct krsi_hook_policy {
 struct krsi_dfa_state {
 	__u64 accept;			/* rules whose glob matches a string ending here */
 	__u16 next[256];
+};
+
+/*
+ * The lock point (the lock_point map): a one-way switch, reached at boot
+ * complete or by `krsi lock-point`, from which on the rules with
+ * afterLockPoint: true are in force.  The agent writes it once and freezes
+ * the map: nothing in user space can go back.
+ */
+struct krsi_lock_point {
+	__u64 reached_ns;		/* CLOCK_MONOTONIC when it was reached; 0: not yet */
 };
 
 /* The current generation: one u32, so that readers never see half a write. */
@@ -284,12 +304,20 @@ struct krsi_task_ctx {
 #define KRSI_HASH_UNAVAILABLE 2	/* IMA could not hash the file */
 
 
+/* The rings: decisions (denials, kills, tampering) and events (telemetry). */
+#define KRSI_RING_DECISIONS 0
+#define KRSI_RING_EVENTS 1
+#define KRSI_RING_COUNT 2
+
 /* First bytes of every ring buffer record. */
 struct krsi_event_header {
 	__u16 type;		/* KRSI_EVENT_* */
 	__u16 abi;		/* KRSI_ABI_VERSION of the program that wrote it */
 	__u32 size;		/* bytes of this record that hold data (<= the ring sample) */
 	__u64 time_ns;		/* bpf_ktime_get_ns(): CLOCK_MONOTONIC, the clock of uv_hrtime() */
+	__u64 seq;		/* per ring and CPU, every record programs tried to write, lost ones included: gaps show */
+	__u32 cpu;
+	__u32 ring;		/* KRSI_RING_* */
 };
 
 /* The task an event is about, read in the context of the hook. */
@@ -356,9 +384,15 @@ struct krsi_file_event {
 #define KRSI_MOUNT_MOUNTPOINT_KNOWN (1 << 2)	/* mountpoint holds where mount(2) mounts it */
 #define KRSI_MOUNT_API_MOUNT (1 << 3)		/* a mount(2) new mount: mount_flags are its MS_* flags */
 #define KRSI_MOUNT_API_FSCONFIG (1 << 4)	/* fsconfig(FSCONFIG_CMD_CREATE) of the new mount API */
+#define KRSI_MOUNT_REMOVABLE (1 << 5)		/* the block device's disk is removable (GENHD_FL_REMOVABLE) */
 
-/* Variable tail of a mount record: fstype, source, mountpoint. */
-#define KRSI_MOUNT_DATA_MAX (KRSI_STR_MAX + 2 * KRSI_PATH_MAX)
+/* Parent devices of a block device whose bus is read, at most, and bytes of a bus name. */
+#define KRSI_MOUNT_DEVICE_DEPTH 16
+#define KRSI_MOUNT_BUSES_MAX 8
+#define KRSI_BUS_NAME_MAX 16
+
+/* Variable tail of a mount record: fstype, source, mountpoint, bus names. */
+#define KRSI_MOUNT_DATA_MAX (KRSI_STR_MAX + 2 * KRSI_PATH_MAX + KRSI_MOUNT_BUSES_MAX * KRSI_BUS_NAME_MAX)
 
 /*
  * A new file system instance about to be mounted (sb_kern_mount), reported
@@ -376,7 +410,10 @@ struct krsi_mount_event {
 	__u16 fstype_len;	/* bytes of data[] holding sb->s_type->name, NUL included */
 	__u16 source_len;	/* bytes after the fstype holding the source, NUL included; 0 if unknown */
 	__u16 mountpoint_len;	/* bytes after the source holding the mountpoint, NUL included; 0 if unknown */
-	__u16 __pad;
+	/* Bytes after the mountpoint holding the distinct bus names of the block
+	 * device's parent devices, nearest first, each NUL-terminated (usb, scsi,
+	 * pci, ...); 0 without a block device or a device with a bus. */
+	__u16 bus_len;
 	__u32 __pad2;
 	char data[KRSI_MOUNT_DATA_MAX];
 };
@@ -388,6 +425,7 @@ struct krsi_mount_event {
 /* struct krsi_module_event.flags */
 #define KRSI_MODULE_PATH_UNRESOLVED (1 << 0)	/* a file load whose path could not be resolved */
 #define KRSI_MODULE_NAME_UNKNOWN (1 << 1)	/* no name: an image without a readable .gnu.linkonce.this_module */
+#define KRSI_MODULE_SHA256_KNOWN (1 << 2)	/* sha256 holds the digest of the module's bytes */
 
 /* Variable tail of a module record: name, then path. */
 #define KRSI_MODULE_DATA_MAX (KRSI_STR_MAX + KRSI_PATH_MAX)
@@ -403,7 +441,31 @@ struct krsi_module_event {
 	__u32 flags;		/* KRSI_MODULE_* */
 	__u16 name_len;		/* bytes of data[] holding the module name, NUL included; 0 if unknown */
 	__u16 path_len;		/* bytes after the name holding the file's path, NUL included; 0 for memory */
+	/* SHA-256 of the module's bytes as the kernel got them: the file (IMA's
+	 * digest) for finit_module(2), the image for init_module(2). */
+	__u8 sha256[32];
+	__u64 size;		/* bytes of the file (file loads) or of the image (memory loads) */
 	char data[KRSI_MODULE_DATA_MAX];
+};
+
+/* struct krsi_module_state_event.state */
+#define KRSI_MODULE_STATE_LOADED 1	/* tracepoint module_load: formed and linked, its init about to run */
+#define KRSI_MODULE_STATE_FREED 2	/* tracepoint module_free: unloaded, or its init failed */
+
+#define KRSI_MODULE_NAME_MAX 64		/* struct module's name: MODULE_NAME_LEN (56 on 64-bit) and room */
+
+/*
+ * A module's life as the kernel's module tracepoints see it, for the agent's
+ * tracker of loaded modules (a module loaded and never freed that is missing
+ * from /proc/modules or /sys/module has been hidden).  Not an event of its own.
+ */
+struct krsi_module_state_event {
+	struct krsi_event_header hdr;
+	struct krsi_task task;		/* the task loading or freeing it */
+	__u64 taints;			/* mod->taints: TAINT_* bits */
+	__u32 state;			/* KRSI_MODULE_STATE_* */
+	__u32 __pad;
+	char name[KRSI_MODULE_NAME_MAX];
 };
 
 /* struct krsi_connect_event.flags */
@@ -432,5 +494,60 @@ struct krsi_hook_stats {
 	__u64 rate_limited;	/* events a rule's rate limit suppressed */
 };
 
+
+
+/* --- Self-protection (bpf/hooks/self.bpf.c) --------------------------------
+ *
+ * The agent's process, maps, programs, links and pins are protected from
+ * every other process, root included, while protection is on.  The agent is
+ * known by its tgid in struct krsi_self_state; when it exits, a tracepoint
+ * clears it, and the next agent to start takes its place (adopts the pins).
+ */
+#define KRSI_EVENT_TAMPER 32
+
+/* struct krsi_tamper_event.what */
+#define KRSI_TAMPER_SIGNAL 1		/* a signal to the agent (detail: the signal) */
+#define KRSI_TAMPER_PTRACE 2		/* ptrace, /proc/PID/mem, process_vm_*: the agent's memory */
+#define KRSI_TAMPER_BPF_MAP 3		/* an fd of one of the agent's maps (target: map id) */
+#define KRSI_TAMPER_BPF_PROG 4		/* an fd of one of its programs (target: program id) */
+#define KRSI_TAMPER_BPF_LINK 5		/* an fd of one of its links (target: link id) */
+#define KRSI_TAMPER_BPF_PIN 6		/* BPF_OBJ_GET of one of its pins */
+#define KRSI_TAMPER_BPF_LOAD 7		/* loading an LSM or extension program, or one attached to a BPF program (detail: type) */
+#define KRSI_TAMPER_PIN_REMOVE 8	/* unlinking, removing or renaming its pins */
+#define KRSI_TAMPER_UMOUNT 9		/* unmounting the bpffs that holds its pins */
+
+/* struct krsi_self_id.kind */
+#define KRSI_SELF_MAP 1
+#define KRSI_SELF_PROG 2
+#define KRSI_SELF_LINK 3
+
+/* Counters of self-protection (self_counters, per CPU), by struct krsi_tamper_event.what. */
+#define KRSI_TAMPER_COUNT 10
+
+#define KRSI_PIN_ROOT_MAX 128
+
+struct krsi_self_state {
+	__u32 agent_tgid;		/* the agent; 0: none running */
+	__u32 protect;			/* 1: deny tampering by any other process */
+	__u32 pin_dev;			/* s_dev of the bpffs holding the pins */
+	__u32 pin_root_len;		/* bytes of pin_root, its trailing '/' included */
+	__u64 pin_dir_ino[3];		/* the pin root and its maps/ and links/ directories */
+	char pin_root[KRSI_PIN_ROOT_MAX]; /* "/sys/fs/bpf/krsi/" */
+};
+
+/* Key of self_ids: a map, program or link of the agent, by kernel id. */
+struct krsi_self_id {
+	__u32 kind;			/* KRSI_SELF_* */
+	__u32 id;
+};
+
+/* A tampering attempt, denied. */
+struct krsi_tamper_event {
+	struct krsi_event_header hdr;
+	struct krsi_task task;		/* who tried */
+	__u32 what;			/* KRSI_TAMPER_* */
+	__u32 detail;			/* the signal, the bpf command, the program type */
+	__u64 target;			/* the agent's pid, an object id, a pin's inode */
+};
 
 #endif /* KRSI_EVENTS_H */

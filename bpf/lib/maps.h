@@ -33,18 +33,36 @@ struct {
 	__type(value, struct krsi_hook_stats);
 } counters SEC(".maps") __weak;
 
+/* Records each program tried to write to each ring, per CPU: the sequence
+ * numbers of the records, so that the agent sees where any went missing. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KRSI_RING_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} ring_seq SEC(".maps") __weak;
+
 static __always_inline struct krsi_hook_stats *hook_stats(__u32 hook)
 {
 	return bpf_map_lookup_elem(&counters, &hook);
 }
 
 /*
- * Writes a record to a ring and accounts for it.  A full ring loses the
- * record, never the decision: callers decide first and emit afterwards.
+ * Writes a record (starting with struct krsi_event_header) to a ring and
+ * accounts for it: a sequence number per ring and CPU, consumed whether or
+ * not the write succeeds, and emitted/dropped per hook.  A full ring loses
+ * the record, never the decision: callers decide first and emit afterwards.
  */
 static __always_inline void emit(void *ring, struct krsi_hook_stats *stats,
 				 void *record, __u64 size)
 {
+	struct krsi_event_header *hdr = record;
+	__u32 idx = ring == (void *)&decisions ? KRSI_RING_DECISIONS : KRSI_RING_EVENTS;
+	__u64 *seq = bpf_map_lookup_elem(&ring_seq, &idx);
+
+	hdr->seq = seq ? ++*seq : 0;
+	hdr->cpu = bpf_get_smp_processor_id();
+	hdr->ring = idx;
 	if (bpf_ringbuf_output(ring, record, size, 0) == 0) {
 		if (stats)
 			stats->emitted++;

@@ -35,13 +35,15 @@ static __always_inline void *inner(void *outer, struct policy_eval *st)
 	return bpf_map_lookup_elem(outer, &slot);
 }
 
+_Static_assert(KRSI_DIM_COUNT <= KRSI_DIM_MASK + 1, "KRSI_DIM_MASK must bound every dimension");
+
 static __always_inline struct krsi_dim_policy *dim_policy(struct krsi_hook_policy *hp, __u32 dim)
 {
 	/* Global functions get dim as an unknown scalar: bound it for the verifier. */
 	barrier_var(dim);
 	if (!hp || dim >= KRSI_DIM_COUNT)
 		return NULL;
-	return &hp->dim[dim & 15];
+	return &hp->dim[dim & KRSI_DIM_MASK];
 }
 
 static __always_inline __u32 table_id(struct policy_eval *st, __u32 dim)
@@ -72,6 +74,12 @@ __noinline int krsi_policy_begin(__u32 hook)
 		return 0;
 	}
 	st->candidates = hp->rules;
+	if (hp->after_lock) {
+		struct krsi_lock_point *lp = bpf_map_lookup_elem(&lock_point, &zero);
+
+		if (!lp || !lp->reached_ns)
+			st->candidates &= ~hp->after_lock;
+	}
 	return st->candidates != 0;
 }
 
@@ -131,6 +139,21 @@ static __always_inline void narrow_unknown(struct policy_eval *st, struct krsi_h
 {
 	st->candidates &= hp->rules & ~d->constrained;
 	st->matched = 0;
+	st->flags |= KRSI_REF_CONTEXT_UNKNOWN;
+}
+
+/*
+ * The task's binary classes are unknown (its task storage could not be
+ * allocated, or it raced a generation swap): fail closed.  A selector on them
+ * counts as met for the rules that restrict (deny, kill, secure-exec) and as
+ * missed for those that permit or only audit, so running out of memory can
+ * never turn a deny into an allow.
+ */
+static __always_inline void narrow_unknown_classes(struct policy_eval *st, struct krsi_hook_policy *hp,
+						   struct krsi_dim_policy *d)
+{
+	st->candidates &= (hp->rules & ~d->constrained) |
+			  (d->constrained & (hp->deny | hp->kill | hp->secureexec));
 	st->flags |= KRSI_REF_CONTEXT_UNKNOWN;
 }
 
@@ -424,7 +447,7 @@ static __always_inline void classes_dim(struct policy_eval *st, struct krsi_hook
 	if (!d || which > 2 || !(d->constrained & st->candidates))
 		return;
 	if (generation != hp->generation) {
-		narrow_unknown(st, hp, d);
+		narrow_unknown_classes(st, hp, d);
 		return;
 	}
 	w.rules = hp->class_rules[which];
@@ -463,13 +486,23 @@ __noinline int krsi_policy_lineage(__u32 with_binary)
 	hp = hook_policy(st);
 	if (!hp || !(hp->dims & ((1 << KRSI_DIM_BINARY) | (1 << KRSI_DIM_PARENT) | (1 << KRSI_DIM_ANCESTOR))))
 		return 0;
+	if (task->flags & PF_KTHREAD) {
+		/* Kernel threads run no executable: known, in no class. */
+		if (with_binary)
+			classes_dim(st, hp, KRSI_DIM_BINARY, 0, none, hp->generation);
+		classes_dim(st, hp, KRSI_DIM_ANCESTOR, 2, none, hp->generation);
+		classes_dim(st, hp, KRSI_DIM_PARENT, 1, none, hp->generation);
+		return 0;
+	}
 	tctx = lineage_ctx(task, hp->generation);
 	if (with_binary)
 		classes_dim(st, hp, KRSI_DIM_BINARY, 0, tctx ? tctx->self : none,
 			    tctx ? tctx->self_generation : none);
 	classes_dim(st, hp, KRSI_DIM_ANCESTOR, 2, tctx ? tctx->ancestors : none,
 		    tctx ? tctx->ancestors_generation : none);
-	if (hp->dims & (1 << KRSI_DIM_PARENT)) {
+	if ((hp->dims & (1 << KRSI_DIM_PARENT)) && (task->real_parent->flags & PF_KTHREAD)) {
+		classes_dim(st, hp, KRSI_DIM_PARENT, 1, none, hp->generation);
+	} else if (hp->dims & (1 << KRSI_DIM_PARENT)) {
 		pctx = lineage_ctx(task->real_parent, hp->generation);
 		classes_dim(st, hp, KRSI_DIM_PARENT, 1, pctx ? pctx->self : none,
 			    pctx ? pctx->self_generation : none);

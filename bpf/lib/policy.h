@@ -97,6 +97,14 @@ struct {
 	__type(value, struct krsi_policy_active);
 } policy_active SEC(".maps") __weak;
 
+/* The lock point: rules of hp->after_lock are candidates only once it is reached. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct krsi_lock_point);
+} lock_point SEC(".maps") __weak;
+
 /*
  * What the current or next generation needs done before the decision, set
  * by the agent before a swap to a generation that needs it: the sleepable

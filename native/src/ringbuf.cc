@@ -173,6 +173,8 @@ private:
 	Napi::Value Consume(const Napi::CallbackInfo &info);
 	Napi::Value DoRef(const Napi::CallbackInfo &info);
 	Napi::Value DoUnref(const Napi::CallbackInfo &info);
+	Napi::Value DoPause(const Napi::CallbackInfo &info);
+	Napi::Value DoResume(const Napi::CallbackInfo &info);
 	Napi::Value DoClose(const Napi::CallbackInfo &info);
 	Napi::Value GetStats(const Napi::CallbackInfo &info);
 
@@ -190,6 +192,8 @@ Napi::Function RingBufferWrap::Define(Napi::Env env)
 		InstanceMethod<&RingBufferWrap::Consume>("consume"),
 		InstanceMethod<&RingBufferWrap::DoRef>("ref"),
 		InstanceMethod<&RingBufferWrap::DoUnref>("unref"),
+		InstanceMethod<&RingBufferWrap::DoPause>("pause"),
+		InstanceMethod<&RingBufferWrap::DoResume>("resume"),
 		InstanceMethod<&RingBufferWrap::DoClose>("close"),
 		InstanceAccessor<&RingBufferWrap::GetStats>("stats"),
 	});
@@ -483,6 +487,31 @@ Napi::Value RingBufferWrap::DoUnref(const Napi::CallbackInfo &info)
 		return info.Env().Undefined();
 	uv_unref(reinterpret_cast<uv_handle_t *>(&state_->poll));
 	return info.Env().Undefined();
+}
+
+/*
+ * Stops and restarts watching the rings: a consumer that paces itself (a
+ * budget of records per second) leaves the rest in the kernel's ring, where
+ * a full ring drops and counts, rather than spend more CPU.
+ */
+Napi::Value RingBufferWrap::DoPause(const Napi::CallbackInfo &info)
+{
+	if (!CheckOpen(info.Env()))
+		return info.Env().Undefined();
+	uv_poll_stop(&state_->poll);
+	return info.Env().Undefined();
+}
+
+Napi::Value RingBufferWrap::DoResume(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+
+	if (!CheckOpen(env))
+		return env.Undefined();
+	int err = uv_poll_start(&state_->poll, UV_READABLE, OnPoll);
+	if (err)
+		ThrowErrno(env, "uv_poll_start", err, "");
+	return env.Undefined();
 }
 
 Napi::Value RingBufferWrap::DoClose(const Napi::CallbackInfo &info)

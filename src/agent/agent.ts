@@ -2,6 +2,7 @@
 // program, turns ring buffer records into events, and answers its control
 // socket until it is stopped.
 import { release } from 'node:os';
+import { dirname, join } from 'node:path';
 import {
   KRSI_ARGS_MAX,
   KrsiHookStatsLayout,
@@ -9,7 +10,7 @@ import {
 } from '../abi/generated.js';
 import { native, type BpfLink, type BpfObject, type RingBuffer } from '../bpf/native.js';
 import { EventClock, isoNs } from '../events/clock.js';
-import { decodeKrsiEventHeader } from '../abi/generated.js';
+import { decodeKrsiEventHeader, decodeKrsiHookPolicy } from '../abi/generated.js';
 import { decodeRecord, splitBatch, type DecodeContext } from '../events/decode.js';
 import { SCHEMA_VERSION, type AgentEvent, type HookCounters, type KrsiEvent } from '../events/schema.js';
 import { InputError } from '../errors.js';
@@ -22,6 +23,7 @@ import { evaluatePolicies, type Decision, type EventFacts, type ListMembership }
 import { validatePolicySet, formatPolicyError } from '../policy/load.js';
 import type { ListDecl, ListType, Policy } from '../policy/schema.js';
 import { ReactionEngine, compileReactions } from '../reactions/engine.js';
+import { TAMPER_ATTEMPTS } from '../events/tamper.js';
 import type {
   AgentControl,
   AgentStatus,
@@ -34,11 +36,23 @@ import { Generations } from './generations.js';
 import { hooks, programsInAttachOrder } from './hooks.js';
 import { PolicyMaps } from './policy-maps.js';
 import { seedClasses } from './seed-classes.js';
+import { DEFAULT_PIN_ROOT, PinLayout, openPinnedLinks, pinMaps, retireLinks, reusePinnedMaps, unpinAll } from './pins.js';
+import { readState, writeState, type AgentState } from './state.js';
+import { Accounting, DEFAULT_EVENTS_PER_SECOND, Pacer, gapEvent } from './accounting.js';
+import type { Confinement } from '../system/landlock.js';
+import { freezeBpfOnlyMaps, registerSelfIds, selfPrograms, writeSelfState } from './self-protection.js';
+import { KRSI_EVENT_MODULE_STATE } from '../abi/generated.js';
+import { decodeModuleStateRecord } from '../events/module.js';
+import { lockPointState, reachLockPoint, type LockPointState } from './lock-point.js';
+import { ModuleWatch } from './module-watch.js';
 
 export interface AgentOptions {
   /** The BPF object to load; build/bpf/krsi.bpf.o by default. */
   objectPath?: string;
-  /** The policies to enforce from the start. */
+  /**
+   * The policies to enforce from the start. Undefined: keep what an earlier
+   * agent left in force (pinned), or start with none.
+   */
   policies?: readonly LoadedPolicySource[];
   /** Where dynamic lists are kept; null keeps them in memory only. */
   listsPath?: string | null;
@@ -51,11 +65,36 @@ export interface AgentOptions {
   onEvent: (event: KrsiEvent) => void;
   /** A record that could not be decoded; the agent goes on. */
   onRecordError?: (err: Error) => void;
+  /**
+   * Telemetry records the agent reads per second at most (default 20000):
+   * beyond, they wait in the ring, and a full ring drops and counts them.
+   * Decision records are always read at once.
+   */
+  eventsPerSecond?: number;
   /** Called when stop() is requested through the control API. */
   onStopRequest?: () => void;
+  /** Size of the decisions ring. */
+  decisionsRingBytes?: number;
+  /** Where maps and links are pinned in bpffs (/sys/fs/bpf/krsi). */
+  pinRoot?: string;
+  /**
+   * Fail open: enforcing links are not pinned, so the kernel stops
+   * enforcing when the agent dies. The default is fail-closed.
+   */
+  failOpen?: boolean;
+  /** Where the generation in force and its policies are recorded (next to the lists). */
+  statePath?: string;
+  /**
+   * Deny every other process, root included, signals, ptrace, fds of the
+   * agent's BPF objects, its pins (default: on). Stop it with `krsi stop`.
+   */
+  protect?: boolean;
 }
 
 export const DEFAULT_LISTS_PATH = '/var/lib/krsi/lists.json';
+
+/** What `krsi lock` freezes: every map a new generation would be written into. */
+const LOCKED_MAPS = ['policy_active', 'policy_needs', 'policy_hooks', 'policy_strings', 'policy_prefixes', 'policy_values', 'policy_nets', 'policy_dfa'];
 
 const u32 = (value: number): Buffer => {
   const b = Buffer.alloc(4);
@@ -79,8 +118,19 @@ export class Agent implements AgentControl {
   private readonly startedAt = Date.now();
   private readonly reactions: ReactionEngine;
   private readonly handlers = new Map<string, Set<(event: KrsiEvent) => unknown>>();
-  private links: BpfLink[] = [];
-  private ring: RingBuffer | null = null;
+  private links: Array<{ program: string; link: BpfLink }> = [];
+  private adopted = false;
+  private locked = false;
+  private confinement: Confinement | null = null;
+  /** Where the generation in force is recorded; null for an agent without files (lists in memory). */
+  private readonly statePath: string | null;
+  /** Decisions are read at once, always; telemetry within a budget (see Pacer). */
+  private decisionsRing: RingBuffer | null = null;
+  private eventsRing: RingBuffer | null = null;
+  private pacer: Pacer | null = null;
+  /** Modules loaded and not freed, compared with /proc/modules and /sys/module: hidden modules. */
+  private modules: ModuleWatch | null = null;
+  private readonly accounting = new Accounting();
   private expiryTimer: NodeJS.Timeout | null = null;
   private policies: LoadedPolicySource[] = [];
   private generation = 0n;
@@ -92,7 +142,10 @@ export class Agent implements AgentControl {
     private readonly object: BpfObject,
     private readonly store: ListStore,
     private readonly opts: AgentOptions,
+    private readonly layout: PinLayout,
   ) {
+    const listsPath = opts.listsPath === undefined ? DEFAULT_LISTS_PATH : opts.listsPath;
+    this.statePath = opts.statePath ?? (listsPath === null ? null : join(dirname(listsPath), 'state.json'));
     this.policyMaps = new PolicyMaps(object);
     this.kernelLists = new KernelLists(object);
     this.decodeContext = { clock: this.clock, names: this.generations };
@@ -144,25 +197,61 @@ export class Agent implements AgentControl {
     }
     const listsPath = opts.listsPath === undefined ? DEFAULT_LISTS_PATH : opts.listsPath;
     const store = listsPath === null ? ListStore.memory() : ListStore.open(listsPath);
+    const layout = new PinLayout(opts.pinRoot ?? DEFAULT_PIN_ROOT);
+    layout.prepare();
 
     const object = native.BpfObject.openFile(opts.objectPath ?? bpfObjects.agent);
-    const agent = new Agent(object, store, opts);
+    const agent = new Agent(object, store, opts, layout);
     try {
       object.setGlobal('cfg_emit_allowed', u32(opts.emitAllowed === false ? 0 : 1));
       object.setGlobal('cfg_args_max', u32(argsMax));
       if (opts.eventsRingBytes !== undefined) object.map('events').setMaxEntries(opts.eventsRingBytes);
+      if (opts.decisionsRingBytes !== undefined) object.map('decisions').setMaxEntries(opts.decisionsRingBytes);
+      // An earlier agent's state: the same maps, so the same policy in force.
+      const reuse = layout.hasState() ? reusePinnedMaps(object, layout) : { reused: [], incompatible: [] };
+      if (reuse.incompatible.length > 0) {
+        log.warn({ maps: reuse.incompatible }, 'the pinned state is of another version of krsi: replacing it (it enforces until then)');
+      }
       object.load();
+      pinMaps(object, layout, reuse.reused);
+      freezeBpfOnlyMaps(object);
+      writeSelfState(object, layout, opts.protect !== false);
+      const prior = agent.statePath ? readState(agent.statePath) : null;
+      agent.adopted = reuse.reused.length > 0;
+      if (agent.adopted) {
+        agent.adoptGeneration(prior);
+        agent.detectLock();
+      }
+      else if (prior) agent.generation = prior.generation; // numbers keep growing
       agent.kernelLists.syncAll(store);
-      agent.ring = new native.RingBuffer([object.map('decisions'), object.map('events')], {}, (batch, count) =>
-        agent.onBatch(batch, count),
-      );
+      // Records the kernel wrote while no agent ran are consumed first.
+      agent.accounting.baseline(object.map('ring_seq'), agent.adopted);
+      agent.decisionsRing = new native.RingBuffer([object.map('decisions')], {}, (batch, count) => agent.onBatch(batch, count));
+      agent.eventsRing = new native.RingBuffer([object.map('events')], {}, (batch, count) => {
+        agent.onBatch(batch, count);
+        agent.pacer?.spend(count);
+      });
+      agent.pacer = new Pacer(agent.eventsRing, opts.eventsPerSecond ?? DEFAULT_EVENTS_PER_SECOND);
+      const old = openPinnedLinks(layout);
       // Bookkeeping programs first (classes at exec, lineage at fork), so
       // that the classes seeded from /proc are kept up to date from then on;
-      // the enforcing programs last, once the policy is in place.
+      // the enforcing programs last, once the policy is in place. An earlier
+      // agent's programs are detached only once ours run beside them.
       const order = programsInAttachOrder();
       for (const name of order.bookkeeping) agent.attach(name);
-      await agent.install(opts.policies ?? []);
+      // The module tracepoints are attached: from here on no load or free goes unseen.
+      agent.modules = new ModuleWatch({ emit: (e) => agent.deliver(e), drain: () => agent.decisionsRing?.consume() });
+      agent.modules.start();
+      // Policies given now replace what was in force; without any, an
+      // adopted generation stays, and a replaced one is rebuilt from the record.
+      const wanted = opts.policies ?? (agent.adopted ? undefined : (prior?.policies ?? []));
+      if (wanted !== undefined) await agent.install(wanted);
       for (const name of order.enforcing) agent.attach(name);
+      // Self-protection last: from here on no other process touches any of it.
+      for (const name of selfPrograms) agent.attach(name);
+      retireLinks(old);
+      if (!opts.failOpen) agent.pinLinks();
+      registerSelfIds(object, agent.links.map((l) => l.link));
       agent.expiryTimer = setInterval(() => agent.expireEntries(), 1000);
       agent.expiryTimer.unref();
     } catch (err) {
@@ -172,8 +261,44 @@ export class Agent implements AgentControl {
     return agent;
   }
 
+  /**
+   * Continues the generation the kernel enforces: its number from the
+   * pinned tables, its policies (to name its rules) from the state file.
+   */
+  private adoptGeneration(state: AgentState | null): void {
+    const slot = this.policyMaps.activeSlot();
+    const id = this.object.map('policy_hooks').innerMapId(u32(slot));
+    if (id === null) return;
+    const hooksMap = native.BpfMap.openById(id);
+    try {
+      const value = hooksMap.lookup(u32(0));
+      if (!value) return;
+      this.generation = decodeKrsiHookPolicy(new DataView(value.buffer, value.byteOffset, value.byteLength)).generation;
+    } finally {
+      hooksMap.close();
+    }
+    if (state && state.generation === this.generation) {
+      this.policies = state.policies;
+      const lists = new Map(this.store.all().map((l) => [l.name, { id: l.id, type: l.type }] as const));
+      try {
+        const compiled = compilePolicies(state.policies.map((p) => p.policy), { generation: this.generation, lists });
+        this.generations.add(compiled);
+        this.reactions.set(compileReactions(state.policies.map((p) => p.policy), new Map(this.store.all().map((l) => [l.name, l.type]))));
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'cannot name the rules of the adopted generation');
+      }
+    } else {
+      log.warn({ generation: Number(this.generation), state: state ? Number(state.generation) : null }, 'adopted a generation whose policies are not on record');
+    }
+    log.info({ generation: Number(this.generation) }, 'adopted the pinned policy state');
+  }
+
+  private pinLinks(): void {
+    for (const { program, link } of this.links) link.pin(this.layout.linkPath(program));
+  }
+
   private attach(program: string): void {
-    this.links.push(this.object.program(program).attach());
+    this.links.push({ program, link: this.object.program(program).attach() });
     log.debug({ program }, 'attached');
   }
 
@@ -220,6 +345,7 @@ export class Agent implements AgentControl {
       generation: Number(this.generation),
       counters: this.counters(),
       received: this.receivedCount,
+      accounting: this.accounting.report(this.object.map('ring_seq')),
     };
   }
 
@@ -231,6 +357,7 @@ export class Agent implements AgentControl {
 
   /** Compiles and installs; on any error nothing that is enforced changes. */
   private async install(sources: readonly LoadedPolicySource[]): Promise<ApplyResult> {
+    if (this.locked) throw new InputError(`the policy is locked until reboot (krsi lock): generation ${this.generation} stays in force`);
     const started = performance.now();
     const policies = sources.map((s) => s.policy);
     const setErrors = validatePolicySet(sources.map((s, i) => ({ policy: s.policy, source: { file: s.source, line: 0, document: i + 1 } })));
@@ -268,6 +395,7 @@ export class Agent implements AgentControl {
     this.generation = generation;
     this.policies = [...sources];
     this.reactions.set(reactions);
+    if (this.statePath) writeState(this.statePath, { generation, policies: this.policies });
     if (compiled.classes.length > 0) {
       const again = seedClasses(this.object.map('task_ctx'), generation, compiled.classes, this.listMembership(), compiled.needsSha256);
       log.debug(again, 'binary classes seeded');
@@ -297,9 +425,21 @@ export class Agent implements AgentControl {
   explain(facts: EventFacts): Decision {
     return evaluatePolicies(
       this.policies.map((s) => s.policy),
-      facts,
+      { lockPoint: this.lockPoint().reached, ...facts },
       this.listMembership(),
     );
+  }
+
+  /** Whether (and since when) the lock point was reached: afterLockPoint rules are in force from it on. */
+  lockPoint(): LockPointState {
+    return lockPointState(this.object, (ns) => this.clock.wallNs(ns));
+  }
+
+  /** Reaches the lock point, for good until reboot (src/agent/lock-point.ts). */
+  async reachLockPoint(): Promise<LockPointState & { already: boolean }> {
+    const r = reachLockPoint(this.object, (ns) => this.clock.wallNs(ns));
+    if (!r.already) log.info({ since: r.since }, 'lock point reached: afterLockPoint rules are in force');
+    return r;
   }
 
   // --- lists ----------------------------------------------------------------
@@ -321,8 +461,7 @@ export class Agent implements AgentControl {
 
   /** The kernel enforces the entries when this returns; the file is written later. */
   private inForce(name: string, entries: readonly string[], ttlSeconds?: number): ListChange {
-    const change = this.store.add(name, entries, ttlSeconds, { save: false });
-    for (const e of [...change.added, ...change.unchanged]) this.kernelLists.write(change.list, e, change.expiresAt);
+    const change = this.store.add(name, entries, ttlSeconds, { save: false, before: (c) => this.kernelLists.apply(this.store, c) });
     return { list: name, added: change.added, removed: [], unchanged: change.unchanged };
   }
 
@@ -349,6 +488,10 @@ export class Agent implements AgentControl {
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       received: this.receivedCount,
       counters: this.counters(),
+      locked: this.locked,
+      lockPoint: this.lockPoint(),
+      tamper: this.tamperCounters(),
+      landlock: this.confinement,
       reactions: this.reactions.latency(),
     };
   }
@@ -357,15 +500,61 @@ export class Agent implements AgentControl {
     this.opts.onStopRequest?.();
   }
 
+  /** How the process is confined (Landlock), for status. */
+  setConfinement(c: Confinement | null): void {
+    this.confinement = c;
+  }
+
+  async lock(): Promise<{ generation: number }> {
+    // Freezing is for good: only destroying the maps (a reboot, since they
+    // are pinned and their pins are protected) undoes it.
+    await this.applying;
+    for (const name of LOCKED_MAPS) this.object.map(name).freeze();
+    this.locked = true;
+    log.warn({ generation: Number(this.generation) }, 'policy locked until reboot');
+    return { generation: Number(this.generation) };
+  }
+
+  /** A map frozen by an earlier agent's lock refuses every write. */
+  private detectLock(): void {
+    const active = this.object.map('policy_active');
+    const value = active.lookup(u32(0));
+    if (!value) return;
+    try {
+      active.update(u32(0), value);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'EPERM') this.locked = true;
+    }
+  }
+
+  /** Tampering attempts denied, by kind, summed over CPUs. */
+  tamperCounters(): Record<string, number> {
+    const map = this.object.map('self_counters');
+    const out: Record<string, number> = {};
+    for (const [what, name] of Object.entries(TAMPER_ATTEMPTS)) {
+      const v = map.lookup(u32(Number(what)));
+      let sum = 0;
+      if (v) for (let off = 0; off + 8 <= v.length; off += 8) sum += Number(v.readBigUInt64LE(off));
+      out[name] = sum;
+    }
+    return out;
+  }
+
   /**
    * Detaches every program, then drains what the rings still hold, so that
    * the final counters and the events delivered agree. Idempotent.
    */
   shutdown(): AgentEvent | null {
     if (this.stopped) return null;
-    for (const link of this.links) link.close();
+    // A clean stop leaves nothing enforced and nothing pinned.
+    for (const { link } of this.links) {
+      if (link.pinPath) link.unpin();
+      link.close();
+    }
     this.links = [];
-    this.ring?.consume();
+    unpinAll(this.layout);
+    this.decisionsRing?.consume();
+    this.eventsRing?.consume();
     const final = this.lifecycleEvent('stopped');
     this.release();
     return final;
@@ -376,14 +565,24 @@ export class Agent implements AgentControl {
     for (const record of splitBatch(batch, count)) {
       this.receivedCount++;
       let event: KrsiEvent;
+      let kernelNs: bigint;
       try {
+        // Accounted before anything else: an undecodable record was still received.
+        const hdr = decodeKrsiEventHeader(record.view);
+        const gap = this.accounting.record(hdr.ring, hdr.cpu, hdr.seq);
+        if (gap) this.deliver(gapEvent(gap));
+        kernelNs = hdr.timeNs;
+        if (hdr.type === KRSI_EVENT_MODULE_STATE) {
+          // Not an event: the hidden-module tracker's input.
+          this.modules?.onRecord(decodeModuleStateRecord(record.view, this.decodeContext));
+          continue;
+        }
         event = decodeRecord(record.view, this.decodeContext);
       } catch (err) {
         (this.opts.onRecordError ?? ((e: Error) => log.warn({ err: e }, 'undecodable record')))(err as Error);
         continue;
       }
       this.deliver(event);
-      const kernelNs = decodeKrsiEventHeader(record.view).timeNs;
       this.reactions.onEvent(event, kernelNs).catch((err: Error) => log.warn({ err: err.message }, 'a reaction failed'));
     }
   }
@@ -391,10 +590,15 @@ export class Agent implements AgentControl {
   private release(): void {
     this.stopped = true;
     if (this.expiryTimer) clearInterval(this.expiryTimer);
-    for (const link of this.links) link.close();
+    this.modules?.stop();
+    // Closing our fds of pinned links leaves them attached (kill -9 does
+    // the same): enforcement outlives the agent unless it stops cleanly.
+    for (const { link } of this.links) link.close();
     this.links = [];
-    this.ring?.close();
-    this.ring = null;
+    this.pacer?.stop();
+    this.decisionsRing?.close();
+    this.eventsRing?.close();
+    this.decisionsRing = this.eventsRing = null;
     this.object.close();
   }
 }

@@ -51,6 +51,14 @@ export interface AgentStatus {
   uptimeSeconds: number;
   received: number;
   counters: Record<string, { seen: number; denied: number; emitted: number; dropped: number; rate_limited: number }>;
+  /** Whether `krsi lock` made the policy immutable until reboot. */
+  locked: boolean;
+  /** Whether the lock point was reached (`krsi lock-point`): afterLockPoint rules are in force. */
+  lockPoint: { reached: boolean; since: string | null };
+  /** Tampering attempts denied by self-protection, by kind. */
+  tamper: Record<string, number>;
+  /** Landlock confinement of the agent (null: unconfined). */
+  landlock: { abi: number; writable: string[]; verified: boolean } | null;
   /** Reactions carried out, and their signal-to-mitigation latency over the last 1024. */
   reactions: { count: number; p50Us: number | null; p99Us: number | null };
 }
@@ -73,4 +81,15 @@ export interface AgentControl {
   explain(facts: EventFacts): Decision;
   /** Stops the agent cleanly (detaches everything, as on SIGTERM). */
   stop(): Promise<void>;
+  /**
+   * Makes the policy in force immutable until reboot (like auditd -e 2):
+   * the policy maps are frozen in the kernel, so no process, this agent or
+   * its successors included, can install another generation. Lists stay dynamic.
+   */
+  lock(): Promise<{ generation: number }>;
+  /**
+   * Reaches the lock point: from now until reboot the rules with
+   * afterLockPoint: true are in force. One-way: the kernel map is frozen.
+   */
+  reachLockPoint(): Promise<{ reached: boolean; since: string | null; already: boolean }>;
 }

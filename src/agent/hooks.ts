@@ -8,6 +8,9 @@ import {
   KRSI_HOOK_FILE_OPEN,
   KRSI_HOOK_KERNEL_LOAD_DATA,
   KRSI_HOOK_KERNEL_READ_FILE,
+  KRSI_HOOK_MODULE_FREED,
+  KRSI_HOOK_MODULE_HASH,
+  KRSI_HOOK_MODULE_LOADED,
   KRSI_HOOK_PATH_UNLINK,
   KRSI_HOOK_SB_KERN_MOUNT,
   KRSI_HOOK_SB_MOUNT,
@@ -34,6 +37,9 @@ export const hooks: readonly HookInfo[] = [
   { index: KRSI_HOOK_BPRM_COMMITTED, hook: 'bprm_committed_creds', program: 'exec_committed', enforcing: false },
   // What sb_kern_mount cannot see of a mount(2): its source, flags and mountpoint.
   { index: KRSI_HOOK_SB_MOUNT, hook: 'sb_mount', program: 'mount_request', enforcing: false },
+  // Which modules the kernel formed and freed: the hidden-module tracker's input.
+  { index: KRSI_HOOK_MODULE_LOADED, hook: 'module_load (tracepoint)', program: 'module_loaded', enforcing: false },
+  { index: KRSI_HOOK_MODULE_FREED, hook: 'module_free (tracepoint)', program: 'module_freed', enforcing: false },
   { index: KRSI_HOOK_BPRM_CHECK, hook: 'bprm_check_security', program: 'exec_check', enforcing: true },
   // Attached after exec_check so that it runs before it: BPF LSM trampolines
   // run the most recently attached program first.
@@ -42,6 +48,8 @@ export const hooks: readonly HookInfo[] = [
   { index: KRSI_HOOK_PATH_UNLINK, hook: 'path_unlink', program: 'file_unlink', enforcing: true },
   { index: KRSI_HOOK_SB_KERN_MOUNT, hook: 'sb_kern_mount', program: 'mount_check', enforcing: true },
   { index: KRSI_HOOK_KERNEL_READ_FILE, hook: 'kernel_read_file', program: 'module_read', enforcing: true },
+  // Attached after module_read so that it runs before it: the file's IMA digest.
+  { index: KRSI_HOOK_MODULE_HASH, hook: 'kernel_read_file (IMA hash)', program: 'module_hash', enforcing: true },
   // init_module(2): the image is there after the copy, with the module's name.
   { index: KRSI_HOOK_KERNEL_LOAD_DATA, hook: 'kernel_post_load_data', program: 'module_data', enforcing: true },
   { index: KRSI_HOOK_SOCKET_CONNECT, hook: 'socket_connect', program: 'connect_check', enforcing: true },

@@ -272,6 +272,9 @@ export interface RingBuffer {
   /** Keep the event loop alive while open (the default). */
   ref(): void;
   unref(): void;
+  /** Stops watching the rings (records stay in them) until resume(); consume() still drains. */
+  pause(): void;
+  resume(): void;
   /** Stops polling; records still in the rings stay there. Idempotent. */
   close(): void;
   readonly stats: RingBufferStats;
@@ -315,6 +318,14 @@ export interface Binding {
    * See socketPeerCredentials() in src/system/peer-credentials.ts for a net.Socket.
    */
   peerCredentials(fd: number): PeerCredentials;
+  /**
+   * Confines this thread (and what it execs) with Landlock: read under
+   * `read`, read and write under `write`, execute only `exec`. Irreversible.
+   * Throws a NativeError (ENOSYS, EOPNOTSUPP) where Landlock is unavailable.
+   */
+  landlockRestrict(paths: { read: string[]; write: string[]; exec: string[] }): { abi: number };
+  /** execve(2): replaces this process; returns only by throwing. */
+  execve(path: string, argv: string[], env: string[]): never;
   BpfObject: BpfObjectStatic;
   BpfLink: BpfLinkStatic;
   BpfMap: BpfMapStatic;

@@ -59,6 +59,10 @@ export interface ControlClient {
   listAdd(name: string, entries: readonly string[], ttlSeconds?: number): Promise<ListChange>;
   listRemove(name: string, entries: readonly string[]): Promise<ListChange>;
   explain(facts: EventFacts): Promise<Decision>;
+  /** Makes the policy in force immutable until reboot. */
+  lock(): Promise<{ generation: number }>;
+  /** Reaches the lock point (one-way until reboot). */
+  reachLockPoint(): Promise<{ reached: boolean; since: string | null; already: boolean }>;
   /** Asks the agent to stop; waits up to timeoutMs (default 30 s) for it to close the connection. */
   stop(opts?: { timeoutMs?: number }): Promise<StopOutcome>;
   /** Any method, by name, with params as the wire takes them. */
@@ -150,6 +154,14 @@ class Client implements ControlClient {
 
   explain(facts: EventFacts): Promise<Decision> {
     return this.call('explain', { facts });
+  }
+
+  lock(): Promise<{ generation: number }> {
+    return this.call('lock', {});
+  }
+
+  reachLockPoint(): Promise<{ reached: boolean; since: string | null; already: boolean }> {
+    return this.call('lockpoint.reach', {});
   }
 
   async stop(opts: { timeoutMs?: number } = {}): Promise<StopOutcome> {

@@ -121,6 +121,13 @@ const EventFactsObject = z
     source: nonEmpty.optional(),
     device: majorMinor.optional(),
     module: nonEmpty.optional(),
+    sha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/, '64 lower-case hex digits')
+      .optional(),
+    bus: z.array(nonEmpty).optional(),
+    removable: z.boolean().optional(),
+    lockPoint: z.boolean().optional(),
     address: z
       .string()
       .refine((s) => !s.includes('/') && parseCidr(s) !== null, 'an IPv4 or IPv6 address')
@@ -247,6 +254,10 @@ export const METHODS = {
       uptimeSeconds: z.number(),
       received: z.number(),
       counters: z.record(z.string(), CountersSchema),
+      locked: z.boolean(),
+      lockPoint: z.object({ reached: z.boolean(), since: z.string().nullable() }),
+      tamper: z.record(z.string(), z.number()),
+      landlock: z.object({ abi: z.number().int(), writable: z.array(z.string()), verified: z.boolean() }).nullable(),
       reactions: z.object({ count: z.number().int(), p50Us: z.number().nullable(), p99Us: z.number().nullable() }),
     }),
   },
@@ -287,6 +298,15 @@ export const METHODS = {
     params: z.object({ facts: EventFactsSchema }).strict(),
     result: DecisionSchema,
   },
+  lock: {
+    params: noParams,
+    result: z.object({ generation: z.number().int() }),
+  },
+  /** One-way until reboot: afterLockPoint rules are in force from then on. */
+  'lockpoint.reach': {
+    params: noParams,
+    result: z.object({ reached: z.boolean(), since: z.string().nullable(), already: z.boolean() }),
+  },
   /** Answered at once; the agent then stops and, doing so, closes the socket. */
   stop: {
     params: noParams,
@@ -317,6 +337,8 @@ export interface MethodResults {
   'lists.add': ListChange;
   'lists.remove': ListChange;
   explain: Decision;
+  lock: { generation: number };
+  'lockpoint.reach': { reached: boolean; since: string | null; already: boolean };
   stop: StopResult;
 }
 
@@ -332,6 +354,8 @@ const schemasMatchTheApi: {
   'lists.add': true,
   'lists.remove': true,
   explain: true,
+  lock: true,
+  'lockpoint.reach': true,
   stop: true,
 };
 void schemasMatchTheApi;

@@ -424,6 +424,14 @@ class Connection {
         const p = params as MethodParams<'explain'>;
         return { result: await c.explain(p.facts) };
       }
+      case 'lock': {
+        this.logger.warn({ peer: this.peer }, 'policy locked until reboot from the control socket');
+        return { result: await c.lock() };
+      }
+      case 'lockpoint.reach': {
+        this.logger.info({ peer: this.peer }, 'lock point requested on the control socket');
+        return { result: await c.reachLockPoint() };
+      }
       case 'stop': {
         this.logger.info({ peer: this.peer }, 'stop requested on the control socket');
         // Answered first: stopping closes this socket.

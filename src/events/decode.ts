@@ -12,6 +12,7 @@ import {
   KRSI_EVENT_FILE_UNLINK,
   KRSI_EVENT_MODULE_LOAD,
   KRSI_EVENT_MOUNT,
+  KRSI_EVENT_TAMPER,
   KrsiEventHeaderLayout,
   decodeKrsiEventHeader,
 } from '../abi/generated.js';
@@ -22,6 +23,7 @@ import { decodeExecRecord } from './exec.js';
 import { decodeFileOpenRecord, decodeFileUnlinkRecord } from './file.js';
 import { decodeModuleRecord } from './module.js';
 import { decodeMountRecord } from './mount.js';
+import { decodeTamperRecord } from './tamper.js';
 import type { KrsiEvent } from './schema.js';
 
 /** What decoders need besides the record: the clock, and the policies' names. */
@@ -39,6 +41,7 @@ const decoders: ReadonlyMap<number, RecordDecoder> = new Map<number, RecordDecod
   [KRSI_EVENT_MOUNT, decodeMountRecord],
   [KRSI_EVENT_MODULE_LOAD, decodeModuleRecord],
   [KRSI_EVENT_CONNECT, decodeConnectRecord],
+  [KRSI_EVENT_TAMPER, decodeTamperRecord],
 ]);
 
 export interface RawRecord {

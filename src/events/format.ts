@@ -51,6 +51,12 @@ export function formatText(event: KrsiEvent): string {
       const via = event.exec.filename !== event.exec.path && !event.exec.path.endsWith(`/${event.exec.filename}`) ? ` (as ${quoteArg(event.exec.filename)})` : '';
       return `${clock} exec ${verdict} pid=${p.pid} ppid=${p.ppid} uid=${p.uid} comm=${quoteArg(p.comm)} ${printable(event.exec.path)}${via}${rule}${notes.length ? ` [${notes.join('; ')}]` : ''}  argv: ${argv}`;
     }
+    case 'gap':
+      return `${clock} GAP: ${event.missing} ${event.ring} records lost on CPU ${event.cpu} (ring full), from sequence ${event.first_seq}`;
+    case 'tamper': {
+      const p = event.process;
+      return `${clock} TAMPER denied: ${event.attempt} (detail ${event.detail}, target ${event.target}) by pid=${p.pid} uid=${p.uid} comm=${quoteArg(p.comm)}`;
+    }
     case 'reaction': {
       const acts = event.actions
         .map((a) => (a.do === 'add' ? `added ${quoteArg(a.entry)} to ${a.list}${a.ttl_seconds ? ` for ${a.ttl_seconds}s` : ''}` : `killed ${a.pids.join(',') || 'nothing'}`))
@@ -74,10 +80,10 @@ export function formatText(event: KrsiEvent): string {
           what = printable(event.file.path);
           break;
         case 'mount':
-          what = `${printable(event.mount.fstype)} ${event.mount.source === null ? '(source unknown)' : quoteArg(event.mount.source)} on ${event.mount.mountpoint === null ? '?' : printable(event.mount.mountpoint)} dev=${event.mount.device}`;
+          what = `${printable(event.mount.fstype)} ${event.mount.source === null ? '(source unknown)' : quoteArg(event.mount.source)} on ${event.mount.mountpoint === null ? '?' : printable(event.mount.mountpoint)} dev=${event.mount.device}${event.mount.bus === null ? '' : ` bus=${event.mount.bus.join(',') || '-'}${event.mount.removable ? ' removable' : ''}`}`;
           break;
         case 'module_load':
-          what = `${event.module.name === null ? '(unknown name)' : printable(event.module.name)} from ${event.module.path === null ? event.module.source : printable(event.module.path)}`;
+          what = `${event.module.name === null ? '(unknown name)' : printable(event.module.name)} from ${event.module.path === null ? event.module.source : printable(event.module.path)} sha256=${event.module.sha256 ?? '?'}`;
           break;
         case 'connect':
           what =
@@ -87,6 +93,10 @@ export function formatText(event: KrsiEvent): string {
           break;
       }
       return `${clock} ${event.kind} ${verdict} pid=${p.pid} uid=${p.uid} comm=${quoteArg(p.comm)} ${what}${rule}${notes}`;
+    }
+    case 'module_hidden': {
+      const p = event.process;
+      return `${clock} MODULE HIDDEN: ${printable(event.module.name)} is missing from ${event.module.missing_from.join(' and ')}${event.module.taints.length ? ` (taints ${event.module.taints.join('')})` : ''}${p ? `; loaded by pid=${p.pid} uid=${p.uid} comm=${quoteArg(p.comm)}` : ''}${event.module.loaded_at ? ` at ${event.module.loaded_at}` : ''}`;
     }
     case 'agent': {
       const hooks = Object.entries(event.counters)

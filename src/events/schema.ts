@@ -150,6 +150,11 @@ export const MountSchema = z
     flags: u32.nullable().describe('mount(2) flags (MS_*); null for the new mount API'),
     sb_flags: u32.describe('superblock flags (SB_*)'),
     read_only: z.boolean().describe('the file system is created read-only (SB_RDONLY)'),
+    bus: z
+      .array(z.string())
+      .nullable()
+      .describe('buses of the devices above the block device, nearest first (a USB stick: scsi, usb, pci); [] for a loop device; null without a block device'),
+    removable: z.boolean().nullable().describe("the block device's disk is removable (GENHD_FL_REMOVABLE); null without a block device"),
   })
   .strict();
 
@@ -174,6 +179,12 @@ export const ModuleSchema = z
     path_base64: base64.optional(),
     dev: device.nullable().describe('device of the file system holding the file (file loads)'),
     ino: u64String.nullable().describe('inode number of the file (file loads)'),
+    sha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .nullable()
+      .describe("SHA-256 of the module's bytes as the kernel got them: the file (file loads, IMA's digest) or the image (memory loads); null if it could not be taken"),
+    size: z.number().int().min(0).describe('bytes of the file (file loads) or of the image (memory loads)'),
   })
   .strict();
 
@@ -188,6 +199,28 @@ export const ModuleLoadEventSchema = z
     module: ModuleSchema,
   })
   .strict();
+
+export const ModuleHiddenEventSchema = z
+  .object({
+    schema: z.literal(SCHEMA_VERSION),
+    kind: z.literal('module_hidden'),
+    time: z.string().describe('when the agent noticed'),
+    module: z
+      .object({
+        name: z.string().describe("the module's name, as the kernel's module_load tracepoint saw it"),
+        name_base64: base64.optional(),
+        loaded_at: z.string().nullable().describe('when the kernel formed it (RFC 3339); null for a module loaded before the agent started'),
+        taints: z.array(z.string()).describe('its taint flags at load: O (out of tree), E (unsigned), ...'),
+        missing_from: z
+          .array(z.enum(['proc_modules', 'sysfs']))
+          .min(1)
+          .describe('/proc/modules (the kernel\'s module list) and /sys/module (its sysfs object): where it is gone from'),
+      })
+      .strict(),
+    process: ProcessSchema.nullable().describe('the process that loaded it; null for a module loaded before the agent started'),
+  })
+  .strict()
+  .describe('a module the kernel loaded and never freed is missing from /proc/modules or /sys/module: it hid itself');
 
 export const ConnectSchema = z
   .object({
@@ -221,6 +254,16 @@ export const HookCountersSchema = z
   })
   .strict();
 
+export const RingAccountSchema = z
+  .object({
+    attempted: z.number().int().min(0).describe('records the programs tried to write, since the agent started'),
+    received: z.number().int().min(0),
+    dropped: z.number().int().min(0).describe('attempted - received: exact once the rings are drained (at stop)'),
+    gaps: z.number().int().min(0),
+    missing: z.number().int().min(0).describe('records the gap markers stand for'),
+  })
+  .strict();
+
 export const AgentEventSchema = z
   .object({
     schema: z.literal(SCHEMA_VERSION),
@@ -232,6 +275,7 @@ export const AgentEventSchema = z
     generation: z.number().int().min(0).describe('the policy generation in force'),
     counters: z.record(z.string(), HookCountersSchema).describe('per hook, summed over CPUs'),
     received: z.number().int().min(0).describe('records the agent read from the rings'),
+    accounting: z.object({ decisions: RingAccountSchema, events: RingAccountSchema }).strict(),
   })
   .strict();
 
@@ -256,6 +300,35 @@ export const ReactionEventSchema = z
   })
   .strict();
 
+export const TamperEventSchema = z
+  .object({
+    schema: z.literal(SCHEMA_VERSION),
+    kind: z.literal('tamper'),
+    time: z.string(),
+    decision: z.literal('denied'),
+    attempt: z
+      .enum(['signal', 'ptrace', 'bpf_map_fd', 'bpf_prog_fd', 'bpf_link_fd', 'bpf_pin_open', 'bpf_prog_load', 'pin_remove', 'bpffs_umount'])
+      .describe('what was tried against the agent'),
+    detail: u32.describe('the signal, the bpf command or program type, the ptrace mode'),
+    target: u64String.describe("the agent's pid, the object id, or the pin's inode"),
+    process: ProcessSchema.describe('who tried'),
+  })
+  .strict();
+
+export const GapEventSchema = z
+  .object({
+    schema: z.literal(SCHEMA_VERSION),
+    kind: z.literal('gap'),
+    time: z.string(),
+    ring: z.enum(['decisions', 'events']),
+    cpu: u32,
+    first_seq: u64String.describe('the first record sequence number that never arrived'),
+    missing: z.number().int().min(1).describe('records lost here (the ring was full): counted, never silent'),
+  })
+  .strict();
+
+
+
 export const EventSchema = z.discriminatedUnion('kind', [
   ExecEventSchema,
   FileOpenEventSchema,
@@ -263,8 +336,11 @@ export const EventSchema = z.discriminatedUnion('kind', [
   MountEventSchema,
   ModuleLoadEventSchema,
   ConnectEventSchema,
+  ModuleHiddenEventSchema,
   AgentEventSchema,
   ReactionEventSchema,
+  TamperEventSchema,
+  GapEventSchema,
 ]);
 
 export type ProcessInfo = z.infer<typeof ProcessSchema>;
@@ -273,6 +349,7 @@ export type FileOpenEvent = z.infer<typeof FileOpenEventSchema>;
 export type FileUnlinkEvent = z.infer<typeof FileUnlinkEventSchema>;
 export type MountEvent = z.infer<typeof MountEventSchema>;
 export type ModuleLoadEvent = z.infer<typeof ModuleLoadEventSchema>;
+export type ModuleHiddenEvent = z.infer<typeof ModuleHiddenEventSchema>;
 export type ConnectEvent = z.infer<typeof ConnectEventSchema>;
 /** Events of the policy hooks other than exec, which report only noteworthy decisions. */
 export type PolicyHookEvent = FileOpenEvent | FileUnlinkEvent | MountEvent | ModuleLoadEvent | ConnectEvent;
@@ -282,3 +359,5 @@ export type RuleRefOut = z.infer<typeof RuleRefSchema>;
 export type PolicyOutcome = z.infer<typeof PolicyOutcomeSchema>;
 export type KrsiEvent = z.infer<typeof EventSchema>;
 export type ReactionEvent = z.infer<typeof ReactionEventSchema>;
+export type TamperEvent = z.infer<typeof TamperEventSchema>;
+export type GapEvent = z.infer<typeof GapEventSchema>;

@@ -89,9 +89,14 @@ export function canonicalEntry(type: ListType, entry: string): string {
 }
 
 /** Which list map and key an entry of list `id` takes in the kernel. */
+/** The kernel map a list of this type is kept in (shared with every list of its kind). */
+export function listMap(type: ListType): 'list_strings' | 'list_values' {
+  return listKind(type) === KRSI_LIST_STRINGS ? 'list_strings' : 'list_values';
+}
+
 export function entryKey(type: ListType, id: number, entry: string): { map: 'list_strings' | 'list_values'; key: Buffer } {
   const bytes = (v: DataView): Buffer => Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-  if (listKind(type) === KRSI_LIST_STRINGS) {
+  if (listMap(type) === 'list_strings') {
     const s = new Uint8Array(KRSI_STR_MAX);
     s.set(Buffer.from(entry, 'utf8'));
     return { map: 'list_strings', key: bytes(encodeKrsiStrKey({ table: id, s })) };

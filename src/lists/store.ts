@@ -118,19 +118,26 @@ export class ListStore {
     return { list, entries: [...new Set(entries.map((e) => canonicalEntry(list.type, e)))] };
   }
 
-  /** Adds entries; `save: false` leaves writing the file to a later save(). */
-  add(name: string, entries: readonly string[], ttlSeconds?: number, opts: { now?: number; save?: boolean } = {}): EntryChange {
+  /**
+   * Adds entries; `save: false` leaves writing the file to a later save().
+   * `before` sees the change first (to put it in the kernel): if it throws,
+   * the store is left as it was.
+   */
+  add(
+    name: string,
+    entries: readonly string[],
+    ttlSeconds?: number,
+    opts: { now?: number; save?: boolean; before?: (change: EntryChange) => void } = {},
+  ): EntryChange {
     const now = opts.now ?? Date.now();
     if (ttlSeconds !== undefined && !(ttlSeconds > 0)) throw new InputError('a TTL must be a positive number of seconds');
     const { list, entries: canon } = this.canonical(name, entries);
     const expiresAt = ttlSeconds === undefined ? undefined : now + ttlSeconds * 1000;
     const change: EntryChange = { list, added: [], removed: [], unchanged: [], ...(expiresAt === undefined ? {} : { expiresAt }) };
-    for (const e of canon) {
-      const had = list.entries.has(e);
-      // Re-adding refreshes the expiry (or makes the entry permanent).
-      list.entries.set(e, expiresAt);
-      (had ? change.unchanged : change.added).push(e);
-    }
+    for (const e of canon) (list.entries.has(e) ? change.unchanged : change.added).push(e);
+    opts.before?.(change);
+    // Re-adding refreshes the expiry (or makes the entry permanent).
+    for (const e of canon) list.entries.set(e, expiresAt);
     if (opts.save !== false) this.save();
     return change;
   }

@@ -35,6 +35,7 @@ import {
   KRSI_DIM_ADDRESS,
   KRSI_DIM_ANCESTOR,
   KRSI_DIM_BINARY,
+  KRSI_DIM_BUS,
   KRSI_DIM_CGROUP,
   KRSI_DIM_COUNT,
   KRSI_DIM_DEVICE,
@@ -46,6 +47,8 @@ import {
   KRSI_DIM_MODULE,
   KRSI_DIM_PARENT,
   KRSI_DIM_PORT,
+  KRSI_DIM_REMOVABLE,
+  KRSI_DIM_SHA256,
   KRSI_DIM_SOURCE,
   KRSI_DIM_UID,
   KRSI_LIST_STRINGS,
@@ -106,6 +109,9 @@ export const DIM_IDS: Readonly<Record<keyof Match, number>> = {
   module: KRSI_DIM_MODULE,
   address: KRSI_DIM_ADDRESS,
   port: KRSI_DIM_PORT,
+  sha256: KRSI_DIM_SHA256,
+  bus: KRSI_DIM_BUS,
+  removable: KRSI_DIM_REMOVABLE,
 };
 
 const ACTION_IDS: Readonly<Record<ActionName, number>> = {
@@ -228,6 +234,7 @@ function emptyHook(generation: bigint): KrsiHookPolicy {
     kill: 0n,
     secureexec: 0n,
     monitor: 0n,
+    afterLock: 0n,
     defaultAction: KRSI_DEFAULT_ALLOW,
     dims: 0,
     dim: Array.from({ length: KRSI_DIM_COUNT }, emptyDim),
@@ -341,8 +348,12 @@ export function compilePolicies(policies: readonly Policy[], opts: CompileOption
     return info;
   };
 
-  /** Records that the rules in `mask` consult list `name` on dimension t. */
-  const addListRef = (t: Table, name: string, mask: bigint, policy: string, rule: string): void => {
+  /**
+   * Records that the rules in `mask` consult list `name` on dimension t.
+   * A sha256 list on an executable needs IMA's digest of every exec
+   * (needsSha256); a module's digest is always taken (execHash false).
+   */
+  const addListRef = (t: Table, name: string, mask: bigint, policy: string, rule: string, execHash = true): void => {
     const info = listInfo(name, policy, rule);
     const dim = hooks[t.hook]!.dim[t.dim]!;
     const kind = listKind(info.type);
@@ -357,7 +368,7 @@ export function compilePolicies(policies: readonly Policy[], opts: CompileOption
     }
     slot.rules |= mask;
     dim.flags |= KRSI_DIMF_LISTS;
-    if (info.type === 'sha256') {
+    if (info.type === 'sha256' && execHash) {
       dim.flags |= KRSI_DIMF_SHA256;
       needsSha256 = true;
     }
@@ -470,6 +481,7 @@ export function compilePolicies(policies: readonly Policy[], opts: CompileOption
         break;
     }
     if (mode === 'monitor') hp.monitor |= m;
+    if (rule.afterLockPoint) hp.afterLock |= m;
     if (rule.rateLimit) hp.rate[index] = { events: rule.rateLimit.events, periodMs: rule.rateLimit.perSeconds * 1000 };
 
     for (const [key, sel] of Object.entries(rule.match) as Array<[keyof Match, Match[keyof Match]]>) {
@@ -553,6 +565,24 @@ export function compilePolicies(policies: readonly Policy[], opts: CompileOption
           for (const l of s.lists) addListRef(t, l, m, policy.metadata.name, rule.name);
           break;
         }
+        case 'sha256': {
+          // The module's digest: taken at every load, needsSha256 is for execs.
+          const s = setSelector(sel as string[] | { in?: string[]; list?: string[]; not?: boolean });
+          if (s.not) dim.negated |= m;
+          for (const h of s.values) addValue(t, sha256Words(h), m);
+          for (const l of s.lists) addListRef(t, l, m, policy.metadata.name, rule.name, false);
+          break;
+        }
+        case 'bus': {
+          const s = setSelector(sel as string[] | { in: string[]; not?: boolean });
+          if (s.not) dim.negated |= m;
+          for (const b of s.values) addString(t, kernelString(b, () => where(`bus ${b} must be 1-15 bytes without NUL`)), m);
+          break;
+        }
+        case 'removable': {
+          addValue(t, [sel ? 1n : 0n, 0n, 0n, 0n], m);
+          break;
+        }
         case 'port': {
           const s = setSelector(sel as Array<number | string> | { in?: Array<number | string>; list?: string[]; not?: boolean });
           if (s.not) dim.negated |= m;
@@ -619,7 +649,7 @@ export function compilePolicies(policies: readonly Policy[], opts: CompileOption
   }
 
   for (const h of hooks) {
-    for (const m of [h.rules, h.audit, h.allow, h.deny, h.kill, h.secureexec, h.monitor]) {
+    for (const m of [h.rules, h.audit, h.allow, h.deny, h.kill, h.secureexec, h.monitor, h.afterLock]) {
       if (m > U64_MASK) throw new Error('rule mask overflow');
     }
   }

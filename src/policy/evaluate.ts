@@ -29,8 +29,9 @@ export interface BinaryFacts {
 
 /**
  * One event, as the kernel sees it. A field left undefined for a selector a
- * rule has means "unknown": the rule then matches neither way (as in the
- * kernel, where a task's context may be unknown).
+ * rule has means "unknown": the rule then matches neither way, except that
+ * unknown lineage (binary outside exec, parent, ancestors) fails closed, as
+ * in the kernel: rules that deny, kill or secure-exec match.
  */
 export interface EventFacts {
   hook: HookName;
@@ -50,8 +51,16 @@ export interface EventFacts {
   /** major:minor */
   device?: string;
   module?: string;
+  /** module_load: the SHA-256 of the module's bytes; unknown is on no list (`not: true` matches). */
+  sha256?: string;
+  /** mount: buses of the block device and the devices above it; [] for a device on no bus (loop). */
+  bus?: string[];
+  /** mount: the block device's disk is removable. */
+  removable?: boolean;
   address?: string;
   port?: number;
+  /** Whether the lock point was reached: rules with afterLockPoint are in force only then. */
+  lockPoint?: boolean;
 }
 
 /** Dynamic list membership, with entries in their canonical text form. */
@@ -79,6 +88,8 @@ export interface SelectorTrace {
 
 export interface RuleTrace extends RuleRef {
   matched: boolean;
+  /** false: an afterLockPoint rule before the lock point, which does not take part yet. */
+  inForce?: false;
   selectors: SelectorTrace[];
 }
 
@@ -239,6 +250,28 @@ function evaluateSelector(key: keyof Match, sel: NonNullable<Match[keyof Match]>
       if (!hit) hit = s.lists.some((l) => lists.has(l, v));
       return { selector: key, result: s.not ? !hit : hit, reason: hit ? `${v} is in a listed network` : `${v} is in no listed network` };
     }
+    case 'sha256': {
+      // An unknown digest is on no list (the kernel's sha256_dim): deny-unless-listed rules still deny.
+      const s = setSelector(sel as string[]);
+      const v = facts.sha256;
+      const hit = v !== undefined && (s.values.includes(v) || s.lists.some((l) => lists.has(l, v)));
+      const why = v === undefined ? 'the digest is unknown: on no list' : hit ? `sha256 ${v} is listed` : `sha256 ${v} is not listed`;
+      return { selector: key, result: s.not ? !hit : hit, reason: s.not ? `not: ${why}` : why };
+    }
+    case 'bus': {
+      const v = facts.bus;
+      if (v === undefined) return unknown('the bus (no block device)');
+      const s = setSelector(sel as string[]);
+      const hitBus = v.find((b) => s.values.includes(b));
+      const hit = hitBus !== undefined;
+      const why = hit ? `on bus ${hitBus}` : `on none of the buses (${v.join(', ') || 'no bus'})`;
+      return { selector: key, result: s.not ? !hit : hit, reason: s.not ? `not: ${why}` : why };
+    }
+    case 'removable': {
+      const v = facts.removable;
+      if (v === undefined) return unknown('removable (no block device)');
+      return { selector: key, result: v === sel, reason: v ? 'the disk is removable' : 'the disk is not removable' };
+    }
     case 'port': {
       const v = facts.port;
       if (v === undefined) return unknown('the port');
@@ -255,18 +288,31 @@ export function rulesOf(policies: readonly Policy[], hook: HookName): Array<{ po
   return policies.flatMap((policy) => policy.spec.rules.filter((r) => r.hook === hook).map((rule) => ({ policy, rule })));
 }
 
+/**
+ * A process's binary classes (its binary, parent or ancestors, outside exec)
+ * can be unknown in the kernel: task storage that could not be allocated, a
+ * process that raced a generation swap. That fails closed: the selector
+ * counts as met for rules that restrict and as missed for the others.
+ */
+function failsClosed(hook: HookName, selector: keyof Match, action: ActionName): boolean {
+  const lineage = selector === 'parent' || selector === 'ancestor' || (selector === 'binary' && hook !== 'exec');
+  return lineage && (action === 'deny' || action === 'kill' || action === 'secureexec');
+}
+
 export function evaluatePolicies(policies: readonly Policy[], facts: EventFacts, lists: ListMembership = noLists): Decision {
   if (!HOOKS.includes(facts.hook)) throw new Error(`unknown hook ${facts.hook}`);
   const trace: RuleTrace[] = rulesOf(policies, facts.hook).map(({ policy, rule }) => {
     const selectors = (Object.entries(rule.match) as Array<[keyof Match, Match[keyof Match]]>)
       .filter(([, sel]) => sel !== undefined)
       .map(([key, sel]) => evaluateSelector(key, sel!, facts, lists));
+    const inForce = !rule.afterLockPoint || facts.lockPoint === true;
     return {
       policy: policy.metadata.name,
       rule: rule.name,
       action: rule.action,
       mode: rule.mode ?? policy.spec.mode,
-      matched: selectors.every((s) => s.result === true),
+      matched: inForce && selectors.every((s) => s.result === true || (s.result === 'unknown' && failsClosed(facts.hook, s.selector, rule.action))),
+      ...(inForce ? {} : { inForce: false as const }),
       selectors,
     };
   });

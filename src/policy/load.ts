@@ -65,6 +65,9 @@ export const SELECTOR_LIST_TYPES: Readonly<Record<keyof Match, readonly ListType
   module: ['module'],
   address: ['address'],
   port: ['port'],
+  sha256: ['sha256'],
+  bus: [],
+  removable: [],
 };
 
 // --- formatting ---------------------------------------------------------------

@@ -118,6 +118,22 @@ const stringSet = (what: string) => valueSet(boundedString(what).describe(`${wha
 
 const device = z.string().regex(/^\d+:\d+$/, 'major:minor').describe('block device, major:minor (8:1)');
 
+// Bus names as the driver model has them (struct bus_type's name): usb, scsi,
+// pci, virtio, mmc, nvme's pci, ...; the kernel reads at most 15 bytes of one.
+const busName = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]{1,15}$/, 'a bus name as /sys/bus lists them (usb, scsi, pci, virtio, mmc), at most 15 characters')
+  .describe('bus name, as in /sys/bus (usb, scsi, pci, virtio, mmc)');
+const busSet = z.union([
+  oneOrMore(busName).describe('any of these buses'),
+  z
+    .object({
+      in: oneOrMore(busName).describe('any of these buses'),
+      not: z.boolean().optional().describe('match when the device is on none of them'),
+    })
+    .strict(),
+]);
+
 const cidr = z
   .string()
   .refine((s) => parseCidr(s) !== null, 'an IPv4 or IPv6 address, optionally with a /prefix length')
@@ -142,6 +158,18 @@ export const MatchSchema = z
       .optional()
       .describe('mount: the block device of the new file system'),
     module: stringSet('module name').optional().describe('module_load: the module name (its file name without .ko and compression suffix)'),
+    sha256: valueSet(sha256)
+      .optional()
+      .describe(
+        "module_load: the SHA-256 of the module's bytes as the kernel gets them (the .ko file; for a compressed module kmod decompresses, the decompressed .ko). A digest that cannot be taken is on no list: `not: true` matches it",
+      ),
+    bus: busSet
+      .optional()
+      .describe("mount: a bus of the block device or of a device above it (a USB stick: usb, also scsi and pci); no block device: matches neither way"),
+    removable: z
+      .boolean()
+      .optional()
+      .describe("mount: whether the block device's disk is removable media (/sys/block/<disk>/removable); no block device: matches neither way"),
     address: valueSet(cidr)
       .optional()
       .describe('connect: destination address or network'),
@@ -176,6 +204,10 @@ export const RuleSchema = z
     action: z.enum(ACTIONS).describe('what the rule does to a matching event'),
     mode: z.enum(MODES).optional().describe("overrides the policy's mode for this rule"),
     rateLimit: RateLimitSchema.optional(),
+    afterLockPoint: z
+      .boolean()
+      .optional()
+      .describe('in force only from the lock point on (`krsi lock-point`, e.g. when boot is complete) until reboot; before it, the rule does not exist'),
     description: z.string().optional().describe('what the rule is for, in words'),
   })
   .strict()
@@ -345,8 +377,8 @@ export const HOOK_SELECTORS: Readonly<Record<HookName, readonly (keyof Match)[]>
   exec: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'env'],
   file_open: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'file'],
   file_unlink: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'file'],
-  mount: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'fstype', 'source', 'device'],
-  module_load: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'module', 'file'],
+  mount: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'fstype', 'source', 'device', 'bus', 'removable'],
+  module_load: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'module', 'file', 'sha256'],
   connect: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'address', 'port'],
 };
 

@@ -13,11 +13,11 @@ import { log } from '../log.js';
 import { prepareInitramfs, SETUP_NAME, STAGE2_NAME } from './initramfs.js';
 import { DEFAULT_KERNEL_SERIES, prepareKernel, type KernelSeries, type PreparedKernel, type Progress } from './kernels.js';
 import { requireTool } from './host-tools.js';
-import { chooseAccel, probeKvm, runQemu, type AccelRequest, type QemuRunResult } from './qemu.js';
+import { chooseAccel, probeKvm, runQemu, type AccelRequest, type QemuRunResult, type UsbStick } from './qemu.js';
 import { EXIT_STATUS_FILE, guestEnvironment, scratchMounts, setupScript, stage2Script, type WritableShare } from './guest-scripts.js';
 
 export { DEFAULT_KERNEL_SERIES, KERNEL_SERIES, parseKernelSeries, type KernelSeries, type PreparedKernel } from './kernels.js';
-export { ACCEL_REQUESTS, parseAccelRequest, type Accel, type AccelRequest } from './qemu.js';
+export { ACCEL_REQUESTS, parseAccelRequest, parseUsbStick, type Accel, type AccelRequest, type UsbStick } from './qemu.js';
 
 export const DEFAULT_TIMEOUT_SECONDS = 1800;
 export const DEFAULT_MEMORY_MIB = 2048;
@@ -37,6 +37,12 @@ export interface VmRunOptions {
   readonly env?: readonly string[];
   /** Host directories the guest may write to, mounted at their own paths. */
   readonly writable?: readonly string[];
+  /**
+   * Disk images the guest sees as USB sticks, once it loads xhci_pci,
+   * usb_storage and sd_mod; $KRSI_VM_USB_STICKS says, in order, which are
+   * removable ("fixed,removable").
+   */
+  readonly usbSticks?: readonly UsbStick[];
   /** Default: the current directory. It must be visible in the guest (not under a scratch tmpfs). */
   readonly cwd?: string;
   /** No progress lines. */
@@ -101,6 +107,20 @@ function writableShares(paths: readonly string[]): WritableShare[] {
   });
 }
 
+function usbSticks(sticks: readonly UsbStick[]): UsbStick[] {
+  return sticks.map((s) => {
+    const image = resolve(s.image);
+    let ok = false;
+    try {
+      ok = statSync(image).isFile();
+    } catch {
+      // reported below
+    }
+    if (!ok) throw new CliError(`--usb-stick ${s.image}: no such image file`, ExitCode.usage);
+    return { image, removable: s.removable };
+  });
+}
+
 /** Runs `options.command` in a VM and resolves with its exit status. */
 export async function runInVm(options: VmRunOptions): Promise<number> {
   const stdout = options.stdout ?? process.stdout;
@@ -111,12 +131,14 @@ export async function runInVm(options: VmRunOptions): Promise<number> {
   const cwd = resolve(options.cwd ?? process.cwd());
   const timeoutSeconds = options.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS;
   const shares = writableShares(options.writable ?? []);
+  const sticks = usbSticks(options.usbSticks ?? []);
   const env = guestEnvironment({
     hostEnv: process.env,
     assignments: options.env ?? [],
     series,
     hostStdoutIsTty: (stdout as { isTTY?: boolean }).isTTY === true,
   });
+  if (sticks.length > 0) env.set('KRSI_VM_USB_STICKS', sticks.map((s) => (s.removable ? 'removable' : 'fixed')).join(','));
 
   const accelRequest = options.accel ?? parseAccelFromEnv();
   const accel = chooseAccel(accelRequest, probeKvm());
@@ -150,6 +172,7 @@ export async function runInVm(options: VmRunOptions): Promise<number> {
         memoryMib: options.memoryMib ?? DEFAULT_MEMORY_MIB,
         cpus: options.cpus ?? DEFAULT_CPUS,
         writableShares: shares,
+        usbSticks: sticks,
       },
       {
         token,

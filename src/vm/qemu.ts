@@ -71,6 +71,51 @@ export interface QemuLaunch {
   readonly memoryMib: number;
   readonly cpus: number;
   readonly writableShares: readonly WritableShare[];
+  /** Disk images attached as USB sticks (usb-storage on an xHCI controller). */
+  readonly usbSticks?: readonly UsbStick[];
+}
+
+export interface UsbStick {
+  /** A raw disk image on the host. The guest's writes go to a throw-away overlay (snapshot=on). */
+  readonly image: string;
+  /** Reported as removable media (the disk's removable flag, /sys/block/sdX/removable). */
+  readonly removable: boolean;
+}
+
+/**
+ * `FILE[,removable]`, as `krsi vm --usb-stick` takes it. A file name with a
+ * comma is written with the comma doubled, as qemu wants it.
+ */
+export function parseUsbStick(text: string): UsbStick {
+  const parts = text.split(/(?<!,),(?!,)/);
+  const image = (parts[0] ?? '').replace(/,,/g, ',');
+  const flags = parts.slice(1);
+  if (image === '') throw new CliError(`--usb-stick ${text}: name an image file`, ExitCode.usage);
+  for (const f of flags) {
+    if (f !== 'removable') throw new CliError(`--usb-stick ${text}: unknown flag "${f}"; the only one is removable`, ExitCode.usage);
+  }
+  return { image, removable: flags.includes('removable') };
+}
+
+/**
+ * The qemu options for USB sticks: one xHCI controller (qemu-xhci, which
+ * the guest's xhci_pci drives) and one usb-storage device per stick. The
+ * guest sees them once it loads xhci_pci, usb_storage and sd_mod (/dev/sdX,
+ * in the order given). Images are opened with snapshot=on: the guest may
+ * write, the file on the host never changes.
+ */
+export function usbStickArguments(sticks: readonly UsbStick[]): string[] {
+  if (sticks.length === 0) return [];
+  return [
+    '-device',
+    'qemu-xhci,id=xhci',
+    ...sticks.flatMap((s, i) => [
+      '-drive',
+      `if=none,id=stick${i},file=${qemuOptionValue(s.image)},format=raw,snapshot=on`,
+      '-device',
+      `usb-storage,bus=xhci.0,drive=stick${i}${s.removable ? ',removable=on' : ''}`,
+    ]),
+  ];
 }
 
 // Child fds that carry the guest's serial ports.
@@ -120,6 +165,7 @@ export function qemuArguments(launch: QemuLaunch): string[] {
     ...share('/', HOST_ROOT_TAG, true),
     ...share(launch.runDir, RUN_SHARE_TAG, false),
     ...launch.writableShares.flatMap((s) => share(s.path, s.tag, false)),
+    ...usbStickArguments(launch.usbSticks ?? []),
     // Guests block in getrandom() until the pool is seeded; node does that at start.
     '-device',
     'virtio-rng-pci',

@@ -43,7 +43,7 @@ const IS_ROOT = process.getuid?.() === 0;
 // Records on ring_c (binding_test.bpf.c).
 const TASK_STORAGE_TYPE = 0x7e59;
 const INNER_TYPE = 0x7e5a;
-const RECORD_SIZE = 40; // both test_task_record and test_inner_record
+const RECORD_SIZE = 56; // both test_task_record and test_inner_record (32-byte header)
 const INNER_KEY = 1; // TEST_INNER_KEY
 
 function u32(n: number): Buffer {
@@ -114,7 +114,7 @@ class RingC {
   }
 
   of(type: number, pid: number): Buffer[] {
-    return this.recs.filter((r) => r.readUInt16LE(0) === type && r.readUInt32LE(16) === pid);
+    return this.recs.filter((r) => r.readUInt16LE(0) === type && r.readUInt32LE(32) === pid);
   }
 
   close(): void {
@@ -396,7 +396,7 @@ describe('native binding: maps, task storage, links', { skip: IS_ROOT ? false : 
       await waitFor(`the record of pid ${r.pid}`, () => ring.of(INNER_TYPE, r.pid).length === 1);
       const rec = ring.of(INNER_TYPE, r.pid)[0] as Buffer;
       assert.equal(rec.length, RECORD_SIZE);
-      return { hasInner: rec.readUInt32LE(20), hasValue: rec.readUInt32LE(24), value: rec.readBigUInt64LE(32) };
+      return { hasInner: rec.readUInt32LE(36), hasValue: rec.readUInt32LE(40), value: rec.readBigUInt64LE(48) };
     };
     try {
       const outer = obj.map('outer');
@@ -521,7 +521,7 @@ describe('native binding: maps, task storage, links', { skip: IS_ROOT ? false : 
       assert.ok(pid);
       assert.deepEqual([store.type, store.keySize, store.valueSize], ['task_storage', 4, 16]);
       const seen = (): Array<{ a: bigint; b: bigint }> =>
-        ring.of(TASK_STORAGE_TYPE, pid).map((r) => ({ a: r.readBigUInt64LE(24), b: r.readBigUInt64LE(32) }));
+        ring.of(TASK_STORAGE_TYPE, pid).map((r) => ({ a: r.readBigUInt64LE(40), b: r.readBigUInt64LE(48) }));
       await waitFor("the record of sh's exec", () => seen().length === 1);
       assert.deepEqual(seen()[0], { a: 0n, b: 0n }, 'created by BPF_LOCAL_STORAGE_GET_F_CREATE');
 

@@ -34,9 +34,11 @@ const IS_ROOT = process.getuid?.() === 0;
 // Layout of the test object's records (binding_test.bpf.c).
 const EXEC_TYPE = 0x7e57;
 const MARK_TYPE = 0x7e58;
-const EXEC_HDR_SIZE = 112; // offsetof(struct test_exec_record, tail)
-const EXEC_SAMPLE_SIZE = 152; // sizeof(struct test_exec_record)
-const MARK_SIZE = 24; // sizeof(struct test_mark_record), sent with hdr.size = 0
+import { KRSI_ABI_VERSION as KRSI_ABI } from '../../src/abi/generated.js';
+
+const EXEC_HDR_SIZE = 128; // offsetof(struct test_exec_record, tail), after a 32-byte krsi_event_header
+const EXEC_SAMPLE_SIZE = 168; // sizeof(struct test_exec_record)
+const MARK_SIZE = 40; // sizeof(struct test_mark_record), sent with hdr.size = 0
 
 interface Rec {
   ring: number;
@@ -272,24 +274,24 @@ describe('native binding on the host kernel', { skip: IS_ROOT ? false : 'needs r
         assert.equal(payload.length, EXEC_HDR_SIZE, 'only hdr.size bytes of the sample');
         assert.ok(EXEC_HDR_SIZE < EXEC_SAMPLE_SIZE);
         assert.equal(payload.readUInt16LE(0), EXEC_TYPE);
-        assert.equal(payload.readUInt16LE(2), 1);
+        assert.equal(payload.readUInt16LE(2), KRSI_ABI);
         assert.equal(payload.readUInt32LE(4), EXEC_HDR_SIZE);
         assert.ok(payload.readBigUInt64LE(8) > 0n);
-        assert.equal(payload.readUInt32LE(20), process.pid);
-        assert.equal(payload.readUInt32LE(24), 0);
-        assert.equal(payload.readUInt32LE(28), 1);
-        assert.equal(cstr(payload.subarray(32, 48)), 'true');
-        assert.equal(cstr(payload.subarray(48, 112)), '/bin/true');
+        assert.equal(payload.readUInt32LE(36), process.pid);
+        assert.equal(payload.readUInt32LE(40), 0);
+        assert.equal(payload.readUInt32LE(44), 1);
+        assert.equal(cstr(payload.subarray(48, 64)), 'true');
+        assert.equal(cstr(payload.subarray(64, 128)), '/bin/true');
         // A run of filler, not one byte: the timestamp may hold a 0xaa byte.
         assert.ok(!payload.includes(Buffer.alloc(8, 0xaa)), 'the tail filler is not delivered');
       }
       for (const { payload } of marks) {
         assert.equal(payload.length, MARK_SIZE, 'hdr.size 0: the whole sample');
         assert.equal(payload.readUInt16LE(0), MARK_TYPE);
-        assert.equal(payload.readUInt32LE(20), 0x12345678, 'setGlobal reached .data');
+        assert.equal(payload.readUInt32LE(36), 0x12345678, 'setGlobal reached .data');
       }
-      assert.deepEqual(execs.map((r) => r.payload.readUInt32LE(16)).sort(), [...pids].sort());
-      assert.deepEqual(marks.map((r) => r.payload.readUInt32LE(16)).sort(), [...pids].sort());
+      assert.deepEqual(execs.map((r) => r.payload.readUInt32LE(32)).sort(), [...pids].sort());
+      assert.deepEqual(marks.map((r) => r.payload.readUInt32LE(32)).sort(), [...pids].sort());
       assert.equal(rb.stats.records, 6);
       assert.ok(rb.stats.batches >= 1 && rb.stats.batches <= 6);
 
@@ -613,7 +615,7 @@ describe('native binding on the host kernel', { skip: IS_ROOT ? false : 'needs r
       }
       // Nothing lost, nothing twice, ring order kept per process.
       for (const pid of pids) {
-        const seqs = recs.filter((r) => r.payload.readUInt32LE(16) === pid).map((r) => r.payload.readUInt32LE(24));
+        const seqs = recs.filter((r) => r.payload.readUInt32LE(32) === pid).map((r) => r.payload.readUInt32LE(40));
         assert.deepEqual(seqs, Array.from({ length: 200 }, (_, i) => i));
       }
 

@@ -13,16 +13,19 @@ export const krsiBin = fileURLToPath(new URL('../../bin/krsi', import.meta.url))
 export interface AgentProcess {
   child: ChildProcess;
   events: KrsiEvent[];
-  /** Control socket and list store of this agent. */
+  /** Control socket, list store and bpffs pin directory of this agent. */
   socket: string;
   lists: string;
+  pinRoot: string;
   stderr: () => string;
   /** Resolves with the first event (already seen or still to come) matching `pred`. */
   waitFor: (pred: (e: KrsiEvent) => boolean, what: string, timeoutMs?: number) => Promise<KrsiEvent>;
   /** Runs a krsi command against this agent's control socket. */
   krsi: (...args: string[]) => SpawnSyncReturns<string>;
-  /** SIGTERM, then the exit code. */
+  /** `krsi stop` (SIGTERM if that fails), then the exit code. */
   stop: () => Promise<number | null>;
+  /** SIGKILL (kill -9; start the agent with --no-protect): no chance to clean up. Resolves with the signal. */
+  kill: () => Promise<NodeJS.Signals | null>;
 }
 
 export interface StartOptions {
@@ -30,6 +33,8 @@ export interface StartOptions {
   policies?: string[];
   /** A list store to start from (to test persistence); a fresh one otherwise. */
   lists?: string;
+  /** Where the agent pins its state in bpffs; a fresh directory otherwise (give the same one to test adoption). */
+  pinRoot?: string;
   args?: string[];
   readyTimeoutMs?: number;
 }
@@ -46,13 +51,15 @@ export async function startAgent(opts: StartOptions = {}): Promise<AgentProcess>
   const dir = mkdtempSync('/tmp/krsi-agent-');
   const socket = join(dir, 'krsi.sock');
   const lists = opts.lists ?? join(dir, 'lists.json');
-  const args = ['run', '--socket', socket, '--lists', lists, ...(opts.policies ?? []).flatMap((p) => ['--policy', p]), ...(opts.args ?? [])];
+  const pinRoot = opts.pinRoot ?? `/sys/fs/bpf/krsi-test-${dir.split('-').pop()}`;
+  const args = ['run', '--socket', socket, '--lists', lists, '--pin-root', pinRoot, ...(opts.policies ?? []).flatMap((p) => ['--policy', p]), ...(opts.args ?? [])];
   const child = spawn(krsiBin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const events: KrsiEvent[] = [];
   const waiters: Array<{ pred: (e: KrsiEvent) => boolean; resolve: (e: KrsiEvent) => void }> = [];
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const signalled = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
 
   createInterface({ input: child.stdout! }).on('line', (line) => {
     // Every line must be a schema-valid event: a test fails on anything else.
@@ -92,9 +99,18 @@ export async function startAgent(opts: StartOptions = {}): Promise<AgentProcess>
   const krsi = (...cmd: string[]): SpawnSyncReturns<string> =>
     spawnSync(krsiBin, cmd, { encoding: 'utf8', env: { ...process.env, KRSI_SOCKET: socket }, timeout: 120_000 });
 
+  // A protected agent ignores signals from other processes: `krsi stop`
+  // over the control socket is the way to stop it.
   const stop = async (): Promise<number | null> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    if (child.exitCode === null && child.signalCode === null) {
+      const r = krsi('stop', '--timeout', '60');
+      if (r.status !== 0) child.kill('SIGTERM');
+    }
     return exited;
   };
-  return { child, events, socket, lists, stderr: () => err, waitFor, krsi, stop };
+  const kill = async (): Promise<NodeJS.Signals | null> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    return signalled;
+  };
+  return { child, events, socket, lists, pinRoot, stderr: () => err, waitFor, krsi, stop, kill };
 }

@@ -50,6 +50,10 @@ export class FakeControl implements AgentControl {
       uptimeSeconds: 12.5,
       received: 42,
       counters: { exec: { seen: 10, denied: 1, emitted: 3, dropped: 0, rate_limited: 0 } },
+      locked: false,
+      lockPoint: this.lockPointSince === null ? { reached: false, since: null } : { reached: true, since: this.lockPointSince },
+      tamper: {},
+      landlock: null,
       reactions: { count: 0, p50Us: null, p99Us: null },
     };
   }
@@ -126,6 +130,20 @@ export class FakeControl implements AgentControl {
       facts,
       { has: (list, entry) => this.listsByName.get(list)?.entries.has(entry) ?? false },
     );
+  }
+
+  async lock(): Promise<{ generation: number }> {
+    this.calls.push('lock');
+    return { generation: this.generation };
+  }
+
+  lockPointSince: string | null = null;
+
+  async reachLockPoint(): Promise<{ reached: boolean; since: string | null; already: boolean }> {
+    this.calls.push('lockpoint.reach');
+    const already = this.lockPointSince !== null;
+    this.lockPointSince ??= '2026-11-29T06:00:00.000000000Z';
+    return { reached: true, since: this.lockPointSince, already };
   }
 
   async stop(): Promise<void> {

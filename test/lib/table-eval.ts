@@ -19,6 +19,7 @@ import {
   KRSI_DIM_ADDRESS,
   KRSI_DIM_ANCESTOR,
   KRSI_DIM_BINARY,
+  KRSI_DIM_BUS,
   KRSI_DIM_CGROUP,
   KRSI_DIM_COUNT,
   KRSI_DIM_DEVICE,
@@ -29,6 +30,8 @@ import {
   KRSI_DIM_MODULE,
   KRSI_DIM_PARENT,
   KRSI_DIM_PORT,
+  KRSI_DIM_REMOVABLE,
+  KRSI_DIM_SHA256,
   KRSI_DIM_SOURCE,
   KRSI_DIM_UID,
   KRSI_LIST_STRINGS,
@@ -196,12 +199,19 @@ export function evaluateTables(gen: CompiledGeneration, lists: ListStore, facts:
   const t = new Tables(gen, lists);
   const hookId = HOOK_IDS[facts.hook];
   const hp: KrsiHookPolicy = gen.hooks[hookId]!;
-  let cand = hp.rules;
+  // krsi_policy_begin: rules after the lock point are no candidates before it.
+  let cand = facts.lockPoint ? hp.rules : hp.rules & ~hp.afterLock;
   const narrow = (dim: number, matched: bigint | null): void => {
     const d = hp.dim[dim]!;
     if (!(d.constrained & cand)) return;
     if (matched === null) cand &= hp.rules & ~d.constrained;
     else cand &= (hp.rules & ~d.constrained) | ((matched ^ d.negated) & d.constrained);
+  };
+  // Unknown binary classes fail closed (narrow_unknown_classes).
+  const narrowClasses = (dim: number, matched: bigint | null): void => {
+    const d = hp.dim[dim]!;
+    if (matched === null && d.constrained & cand) cand &= (hp.rules & ~d.constrained) | (d.constrained & (hp.deny | hp.kill | hp.secureexec));
+    else narrow(dim, matched);
   };
   const table = (dim: number): number => hookId * KRSI_DIM_COUNT + dim;
   const dim = (n: number): KrsiDimPolicy => hp.dim[n]!;
@@ -223,15 +233,15 @@ export function evaluateTables(gen: CompiledGeneration, lists: ListStore, facts:
   if (facts.hook === 'exec') {
     if (facts.binary) narrow(KRSI_DIM_BINARY, matchBinary(t, hookId, bd, facts.binary));
   } else if (bd.flags & KRSI_DIMF_CLASSES) {
-    narrow(KRSI_DIM_BINARY, facts.binary ? classRules(0, classesOf(t, facts.binary)) : null);
+    narrowClasses(KRSI_DIM_BINARY, facts.binary ? classRules(0, classesOf(t, facts.binary)) : null);
   }
-  narrow(KRSI_DIM_PARENT, facts.parent ? classRules(1, classesOf(t, facts.parent)) : null);
+  narrowClasses(KRSI_DIM_PARENT, facts.parent ? classRules(1, classesOf(t, facts.parent)) : null);
   if (facts.ancestors) {
     let bits = 0n;
     for (const a of facts.ancestors) bits |= classesOf(t, a);
-    narrow(KRSI_DIM_ANCESTOR, classRules(2, bits));
+    narrowClasses(KRSI_DIM_ANCESTOR, classRules(2, bits));
   } else {
-    narrow(KRSI_DIM_ANCESTOR, null);
+    narrowClasses(KRSI_DIM_ANCESTOR, null);
   }
   if (facts.env) {
     let m = 0n;
@@ -256,6 +266,23 @@ export function evaluateTables(gen: CompiledGeneration, lists: ListStore, facts:
     narrow(KRSI_DIM_ADDRESS, (d.flags & KRSI_DIMF_NETS ? t.net(table(KRSI_DIM_ADDRESS), a) : 0n) | matchValue(t, table(KRSI_DIM_ADDRESS), d, addressWords(a)));
   }
   if (facts.port !== undefined) narrow(KRSI_DIM_PORT, matchValue(t, table(KRSI_DIM_PORT), dim(KRSI_DIM_PORT), [BigInt(facts.port)]));
+  // sha256_dim: an unknown digest matches nothing, so negated rules pass.
+  if (facts.hook === 'module_load') {
+    narrow(KRSI_DIM_SHA256, facts.sha256 === undefined ? 0n : matchValue(t, table(KRSI_DIM_SHA256), dim(KRSI_DIM_SHA256), sha256Words(facts.sha256)));
+  }
+  if (facts.bus !== undefined) {
+    const d = dim(KRSI_DIM_BUS);
+    let m = 0n;
+    for (const b of facts.bus) if (d.flags & KRSI_DIMF_STRINGS) m |= t.string(table(KRSI_DIM_BUS), Buffer.from(b, 'utf8'));
+    narrow(KRSI_DIM_BUS, m);
+  } else {
+    narrow(KRSI_DIM_BUS, null);
+  }
+  if (facts.removable !== undefined) {
+    narrow(KRSI_DIM_REMOVABLE, matchValue(t, table(KRSI_DIM_REMOVABLE), dim(KRSI_DIM_REMOVABLE), [facts.removable ? 1n : 0n]));
+  } else {
+    narrow(KRSI_DIM_REMOVABLE, null);
+  }
 
   const m = cand;
   const enforced = m & ~hp.monitor;

@@ -78,7 +78,7 @@ async function applyExamples(): Promise<void> {
 test('policy validate: the examples are valid, with a one-line summary', async () => {
   const r = await krsi('policy', 'validate', examples);
   assert.equal(r.code, ExitCode.ok, r.stderr);
-  assert.match(r.stdout, /^valid: \d+ policies; rules per hook: exec \d+, connect 2, module_load 2\n$/);
+  assert.match(r.stdout, /^valid: \d+ policies; rules per hook: exec \d+, connect 2, module_load 4\n$/);
   assert.equal(r.stderr, '');
 });
 
@@ -303,7 +303,7 @@ test('list show, add (with a TTL) and remove', async () => {
   const lists = JSON.parse(all.stdout) as Array<{ name: string; entries: Array<{ entry: string; expires?: string }> }>;
   assert.deepEqual(
     lists.map((l) => l.name),
-    ['webapp-binaries', 'blocked-destinations', 'approved-modules'],
+    ['webapp-binaries', 'blocked-destinations', 'approved-modules', 'bad-module-content'],
   );
   assert.ok(lists[1]?.entries.find((e) => e.entry === '203.0.113.7')?.expires);
 
@@ -315,7 +315,7 @@ test('list show, add (with a TTL) and remove', async () => {
   assert.equal(unknown.stderr, 'krsi: no list named no-such-list\n');
   const missing = await krsi('list', 'show', 'no-such-list', '--socket', socket);
   assert.equal(missing.code, ExitCode.usage);
-  assert.match(missing.stderr, /^krsi: no list named no-such-list; the lists are webapp-binaries, blocked-destinations, approved-modules\n$/);
+  assert.match(missing.stderr, /^krsi: no list named no-such-list; the lists are webapp-binaries, blocked-destinations, approved-modules, bad-module-content\n$/);
 
   const badTtl = await krsi('list', 'add', '--socket', socket, 'blocked-destinations', '203.0.113.8', '--ttl', 'soon');
   assert.equal(badTtl.code, ExitCode.usage);

@@ -54,7 +54,7 @@ function execRecord(spec: RecordSpec): DataView {
   const argsLen = args.reduce((n, a) => n + a.length, 0);
   const size = KrsiExecEventLayout.fields.data.offset + off;
   const full = encodeKrsiExecEvent({
-    hdr: { type: KRSI_EVENT_EXEC, abi: KRSI_ABI_VERSION, size, timeNs: 5_000_000_000n },
+    hdr: { type: KRSI_EVENT_EXEC, abi: KRSI_ABI_VERSION, size, timeNs: 5_000_000_000n, seq: 1n, cpu: 0, ring: 1 },
     task: {
       pid: 101,
       tgid: 100,

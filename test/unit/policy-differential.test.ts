@@ -22,6 +22,8 @@ const DEVS = ['8:1', '0:37'];
 const ENVS = ['LD_PRELOAD', 'LD_AUDIT', 'PATH', 'HOME', 'X'];
 const FSTYPES = ['ext4', 'vfat', 'tmpfs'];
 const MODULES = ['ext4', 'usb_storage', 'dummy'];
+const BUSES = ['usb', 'scsi', 'pci', 'virtio'];
+const BUS_CHAINS: Array<string[] | undefined> = [['scsi', 'usb', 'pci'], ['virtio', 'pci'], [], ['pci'], undefined];
 const ADDRS = ['10.0.0.1', '10.1.2.3', '192.168.1.7', '::1', 'fe80::1', '2001:db8::5'];
 const NETS = ['10.0.0.0/8', '10.0.0.0/24', '192.168.0.0/16', '::1/128', 'fe80::/10', '2001:db8::/32', '0.0.0.0/0'];
 
@@ -99,8 +101,11 @@ function generate(seed: number): { policies: Policy[]; lists: ListStore; listInf
         if (r() < 0.5) match['fstype'] = setSel(FSTYPES, ['fstype']);
         if (r() < 0.4) match['source'] = pathSel();
         if (r() < 0.4) match['device'] = setSel(['8:16', '8:17', '7:0'], ['device']);
+        if (r() < 0.4) match['bus'] = r() < 0.5 ? some(BUSES) : { in: some(BUSES), not: maybe(0.4, () => true) };
+        if (r() < 0.3) match['removable'] = r() < 0.5;
       }
       if (hook === 'module_load' && r() < 0.6) match['module'] = setSel(MODULES, ['module']);
+      if (hook === 'module_load' && r() < 0.4) match['sha256'] = setSel(SHAS, ['sha256']);
       if (hook === 'connect') {
         if (r() < 0.6) match['address'] = r() < 0.5 ? some(NETS) : { in: some(NETS), list: listOf(['address']), not: maybe(0.3, () => true) };
         if (r() < 0.6) match['port'] = setSel([22, 80, '8000-8010', 443], ['port']);
@@ -112,6 +117,7 @@ function generate(seed: number): { policies: Policy[]; lists: ListStore; listInf
         match,
         action: pick(actions),
         ...(r() < 0.2 ? { mode: pick(['enforce', 'monitor'] as const) } : {}),
+        ...(r() < 0.2 ? { afterLockPoint: true } : {}),
       });
     }
     const doc = {
@@ -155,8 +161,16 @@ function generate(seed: number): { policies: Policy[]; lists: ListStore; listInf
     };
     if (hook === 'exec') facts.env = some(ENVS, 3);
     if (hook === 'file_open' || hook === 'module_load') facts.file = pick(PATHS);
-    if (hook === 'mount') Object.assign(facts, { fstype: pick(FSTYPES), source: pick(PATHS), device: pick(['8:16', '8:17', '7:0', '0:5']) });
-    if (hook === 'module_load') facts.module = pick(MODULES);
+    if (hook === 'mount') {
+      Object.assign(facts, { fstype: pick(FSTYPES), source: pick(PATHS), device: pick(['8:16', '8:17', '7:0', '0:5']) });
+      const chain = pick(BUS_CHAINS);
+      if (chain !== undefined) Object.assign(facts, { bus: chain, removable: r() < 0.5 });
+    }
+    if (hook === 'module_load') {
+      facts.module = pick(MODULES);
+      if (r() < 0.8) facts.sha256 = pick(SHAS);
+    }
+    if (r() < 0.5) facts.lockPoint = true;
     if (hook === 'connect') Object.assign(facts, { address: pick(ADDRS), port: pick([22, 80, 443, 8005, 9999]) });
     events.push(facts);
   }

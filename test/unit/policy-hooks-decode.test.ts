@@ -85,7 +85,7 @@ const task: KrsiTask = {
   comm: z('cat'),
 };
 
-const hdr = (type: number, size: number): KrsiEventHeader => ({ type, abi: KRSI_ABI_VERSION, size, timeNs: 1_000_000_000n });
+const hdr = (type: number, size: number): KrsiEventHeader => ({ type, abi: KRSI_ABI_VERSION, size, timeNs: 1_000_000_000n, seq: 1n, cpu: 0, ring: 1 });
 
 function ref(hook: number, how: 'deny' | 'kill' | 'audit' | 'monitor' | 'default-deny'): KrsiPolicyRef {
   const base = { generation: 3n, hook, wouldRule: KRSI_RULE_NONE, auditRule: KRSI_RULE_NONE };
@@ -223,6 +223,7 @@ function mountRecord(spec: MountSpec, policy: KrsiPolicyRef): DataView {
       fstypeLen: parts[0]!.length,
       sourceLen: parts[1]!.length,
       mountpointLen: parts[2]!.length,
+      busLen: 0,
       data,
     }),
     size,
@@ -248,6 +249,8 @@ test('a mount(2): fstype, source, mountpoint, devices and flags', () => {
     flags: 0x8000,
     sb_flags: 1,
     read_only: true,
+    bus: [],
+    removable: false,
   });
   assert.match(formatText(e), /mount DENIED .*ext4 \/dev\/loop0 on \/mnt\/x dev=7:0/);
 });
@@ -287,6 +290,8 @@ function moduleRecord(source: number, name: string | null, path: string | null, 
       flags: name === null ? KRSI_MODULE_NAME_UNKNOWN : 0,
       nameLen: n.length,
       pathLen: p.length,
+      sha256: new Uint8Array(32),
+      size: 0n,
       data,
     }),
     size,
@@ -296,13 +301,13 @@ function moduleRecord(source: number, name: string | null, path: string | null, 
 test('a module from a file: name, path and identity', () => {
   const e = decode(moduleRecord(KRSI_MODULE_FROM_FILE, 'dummy', '/lib/modules/6.1.0/kernel/drivers/net/dummy.ko', ref(KRSI_PHOOK_MODULE_LOAD, 'deny')));
   assert.ok(e.kind === 'module_load');
-  assert.deepEqual(e.module, { name: 'dummy', source: 'file', path: '/lib/modules/6.1.0/kernel/drivers/net/dummy.ko', dev: '254:1', ino: '12' });
+  assert.deepEqual(e.module, { name: 'dummy', source: 'file', path: '/lib/modules/6.1.0/kernel/drivers/net/dummy.ko', dev: '254:1', ino: '12', sha256: null, size: 0 });
 });
 
 test('a module from memory: no file; a name only when the image had one', () => {
   const named = decode(moduleRecord(KRSI_MODULE_FROM_MEMORY, 'veth', null, ref(KRSI_PHOOK_MODULE_LOAD, 'audit')));
   assert.ok(named.kind === 'module_load');
-  assert.deepEqual(named.module, { name: 'veth', source: 'memory', path: null, dev: null, ino: null });
+  assert.deepEqual(named.module, { name: 'veth', source: 'memory', path: null, dev: null, ino: null, sha256: null, size: 0 });
   const anonymous = decode(moduleRecord(KRSI_MODULE_FROM_MEMORY, null, null, ref(KRSI_PHOOK_MODULE_LOAD, 'deny')));
   assert.ok(anonymous.kind === 'module_load');
   assert.equal(anonymous.module.name, null);

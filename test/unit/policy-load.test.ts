@@ -107,7 +107,7 @@ describe('positions of document errors', () => {
     );
     assert.deepEqual(formatted(parsePolicyText(text, 'p.yaml')), [
       'p.yaml:10:15: policy p rule r1: expected a number, got "root"',
-      'p.yaml:11:14: policy p rule r1: hook mount has no "env" selector; it has binary, parent, ancestor, uid, gid, cgroup, fstype, source, device',
+      'p.yaml:11:14: policy p rule r1: hook mount has no "env" selector; it has binary, parent, ancestor, uid, gid, cgroup, fstype, source, device, bus, removable',
     ]);
   });
 

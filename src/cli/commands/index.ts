@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import { registerDoctor } from './doctor.js';
 import { registerExplain } from './explain.js';
 import { registerList } from './list.js';
+import { registerLock } from './lock.js';
+import { registerLockPoint } from './lock-point.js';
 import { registerPolicy } from './policy.js';
 import { registerRun } from './run.js';
 import { registerStatus } from './status.js';
@@ -15,6 +17,8 @@ export function registerCommands(program: Command): void {
   registerStop(program);
   registerPolicy(program);
   registerList(program);
+  registerLock(program);
+  registerLockPoint(program);
   registerExplain(program);
   registerDoctor(program);
   registerVm(program);

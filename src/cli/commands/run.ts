@@ -8,17 +8,27 @@ import { InputError } from '../../errors.js';
 import { formatEvent, type EventFormat } from '../../events/format.js';
 import type { KrsiEvent } from '../../events/schema.js';
 import { log } from '../../log.js';
+import { confineAndReexec, verifyConfinement } from '../../system/landlock.js';
+import { bpffs, ensureMounted } from '../../system/mounts.js';
+import { dirname, resolve } from 'node:path';
 import { CliError, ExitCode } from '../exit-codes.js';
 import { explainKernelError } from '../kernel-errors.js';
 
 interface RunOptions {
   policy: string[];
+  pinRoot: string;
+  failOpen: boolean;
+  protect: boolean;
+  landlock: boolean;
   format: EventFormat;
   allowed: boolean;
   argsMax?: number;
   lists: string;
   socket: string;
   control: boolean;
+  decisionsRing?: number;
+  eventsRing?: number;
+  eventsPerSecond?: number;
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -26,6 +36,21 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 function parseArgsMax(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 4096) throw new InvalidArgumentError('an integer from 0 to 4096');
+  return n;
+}
+
+/** A ring buffer's size: a power of two pages, 4 KiB to 1 GiB. */
+function parseRingBytes(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 4096 || n > 2 ** 30 || (n & (n - 1)) !== 0) {
+    throw new InvalidArgumentError('a power of two from 4096 to 1073741824');
+  }
+  return n;
+}
+
+function parseRate(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('a positive integer');
   return n;
 }
 
@@ -40,6 +65,13 @@ export function registerRun(program: Command): void {
     .option('--lists <file>', 'where dynamic lists are kept', '/var/lib/krsi/lists.json')
     .addOption(new Option('--socket <path>', 'the control socket').default('/run/krsi/krsi.sock').env('KRSI_SOCKET'))
     .option('--no-control', 'serve no control socket')
+    .option('--pin-root <dir>', 'where maps and links are pinned in bpffs', '/sys/fs/bpf/krsi')
+    .option('--fail-open', 'stop enforcing if the agent dies (default: enforcement outlives it until a clean stop)', false)
+    .option('--no-protect', 'let root signal, ptrace or unpin the agent (default: only `krsi stop` stops it)')
+    .option('--decisions-ring <bytes>', 'size of the ring for denials, kills and tamper events (default 1 MiB)', parseRingBytes)
+    .option('--events-ring <bytes>', 'size of the ring for other events (default 4 MiB)', parseRingBytes)
+    .option('--events-per-second <n>', 'read at most this many non-decision events a second; the rest are counted as dropped (default 20000)', parseRate)
+    .option('--no-landlock', 'do not confine the agent with Landlock (default: it may write only its own state and execute nothing)')
     .action(async (opts: RunOptions) => {
       process.exitCode = await run(opts);
     });
@@ -56,7 +88,20 @@ async function loadSources(paths: readonly string[]): Promise<LoadedPolicySource
   return result.policies.map((p) => ({ policy: p.policy, source: p.source.file }));
 }
 
+/**
+ * Where the agent writes: its list store and state file, its control
+ * socket, its pins. With Landlock, nowhere else.
+ */
+function writableDirs(opts: RunOptions): string[] {
+  return [dirname(resolve(opts.lists)), ...(opts.control ? [dirname(resolve(opts.socket))] : []), resolve(opts.pinRoot)];
+}
+
 async function run(opts: RunOptions): Promise<number> {
+  if (opts.landlock) {
+    // bpffs must be mounted before the agent may no longer run mount(8).
+    ensureMounted(bpffs);
+    confineAndReexec(writableDirs(opts)); // returns only where Landlock is unavailable
+  }
   const write = (event: KrsiEvent): void => {
     process.stdout.write(`${formatEvent(event, opts.format)}\n`);
   };
@@ -77,10 +122,17 @@ async function run(opts: RunOptions): Promise<number> {
   let agent: Agent;
   try {
     agent = await Agent.start({
-      policies: sources,
+      // No --policy: keep the policy an earlier agent left in force, if any.
+      ...(opts.policy.length > 0 ? { policies: sources } : {}),
+      pinRoot: opts.pinRoot,
+      failOpen: opts.failOpen,
+      protect: opts.protect,
       listsPath: opts.lists,
       emitAllowed: opts.allowed,
       ...(opts.argsMax === undefined ? {} : { argsMax: opts.argsMax }),
+      ...(opts.decisionsRing === undefined ? {} : { decisionsRingBytes: opts.decisionsRing }),
+      ...(opts.eventsRing === undefined ? {} : { eventsRingBytes: opts.eventsRing }),
+      ...(opts.eventsPerSecond === undefined ? {} : { eventsPerSecond: opts.eventsPerSecond }),
       onEvent: write,
       onStopRequest: () => requestStop('krsi stop'),
     });
@@ -99,10 +151,16 @@ async function run(opts: RunOptions): Promise<number> {
       throw new CliError(`cannot serve the control socket: ${(err as Error).message}`, ExitCode.failure);
     }
   }
+  const confinement = opts.landlock ? verifyConfinement(writableDirs(opts)) : null;
+  agent.setConfinement(confinement);
   write(agent.lifecycleEvent('ready'));
   log.info({ programs: agent.programs, generation: agent.status().generation, policies: sources.map((s) => s.source) }, 'running');
 
   const onHup = (): void => {
+    if (opts.policy.length === 0) {
+      log.info('SIGHUP: no policy files to reload (the agent was started without --policy)');
+      return;
+    }
     loadSources(opts.policy)
       .then((next) => agent.applyPolicies(next))
       .then((r) => log.info(r, 'policies reloaded on SIGHUP'))

@@ -10,6 +10,7 @@ export function renderStatus(s: AgentStatus): string {
     `policy generation ${s.generation}: ${s.policies.length ? s.policies.join(', ') : 'no policies'}`,
     `programs: ${s.programs.join(', ')}`,
     `events received: ${s.received}`,
+    `lock point: ${s.lockPoint.reached ? `reached at ${s.lockPoint.since}` : 'not reached (afterLockPoint rules are not in force)'}`,
     `reactions: ${s.reactions.count}${s.reactions.p50Us === null ? '' : `, latency p50 ${s.reactions.p50Us.toFixed(0)} µs, p99 ${s.reactions.p99Us?.toFixed(0)} µs`}`,
     'lists:',
     ...(s.lists.length ? s.lists.map((l) => `  ${l.name} (${l.type}): ${l.size} entries`) : ['  none']),

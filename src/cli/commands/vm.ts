@@ -9,11 +9,13 @@ import {
   DEFAULT_MEMORY_MIB,
   DEFAULT_TIMEOUT_SECONDS,
   KERNEL_SERIES,
+  parseUsbStick,
   prepareVm,
   progressTo,
   runInVm,
   type AccelRequest,
   type KernelSeries,
+  type UsbStick,
 } from '../../vm/index.js';
 import { CliError, ExitCode } from '../exit-codes.js';
 
@@ -25,6 +27,7 @@ interface VmCliOptions {
   cpus: number;
   env: string[];
   writable: string[];
+  usbStick: UsbStick[];
   fetchOnly?: boolean;
   quiet?: boolean;
 }
@@ -67,6 +70,12 @@ export function registerVm(program: Command): void {
     .option('--cpus <count>', 'guest CPUs', integerAtLeast(1), DEFAULT_CPUS)
     .option('--env <NAME[=VALUE]>', 'set a variable in the guest, or pass the host value of NAME (repeatable)', collect, [])
     .option('--writable <dir>', 'share a host directory read-write at its own path (repeatable)', collect, [])
+    .option(
+      '--usb-stick <file[,removable]>',
+      'attach a raw disk image as a USB stick, removable media with ",removable" (repeatable); the guest sees /dev/sdX once it loads xhci_pci, usb_storage and sd_mod; the image is never written',
+      (value: string, previous: UsbStick[]) => [...previous, parseUsbStick(value)],
+      [] as UsbStick[],
+    )
     .option('--fetch-only', 'only fetch the kernel(s) and build the initramfs; run nothing')
     .option('-q, --quiet', 'no progress lines')
     .addHelpText(
@@ -99,6 +108,7 @@ export function registerVm(program: Command): void {
         cpus: options.cpus,
         env: options.env,
         writable: options.writable,
+        usbSticks: options.usbStick,
         quiet: options.quiet === true,
       });
     });
