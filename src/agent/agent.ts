@@ -4,6 +4,7 @@
 import { release } from 'node:os';
 import {
   KRSI_ARGS_MAX,
+  KRSI_EVENT_HASH_REQUEST,
   KrsiHookStatsLayout,
   decodeKrsiHookStats,
 } from '../abi/generated.js';
@@ -34,6 +35,8 @@ import { Generations } from './generations.js';
 import { hooks, programsInAttachOrder } from './hooks.js';
 import { PolicyMaps } from './policy-maps.js';
 import { seedClasses } from './seed-classes.js';
+import { ContentHasher, kernelHasImaFileHash } from './content-hasher.js';
+import { DEFAULT_ENV_RECORD, checkEnvRecordNames, watchEnvNames, writeEnvRecord } from './env-record.js';
 
 export interface AgentOptions {
   /** The BPF object to load; build/bpf/krsi.bpf.o by default. */
@@ -53,6 +56,14 @@ export interface AgentOptions {
   onRecordError?: (err: Error) => void;
   /** Called when stop() is requested through the control API. */
   onStopRequest?: () => void;
+  /** Environment variables whose values exec events carry (LD_PRELOAD, LD_AUDIT, LD_LIBRARY_PATH by default; [] for none). */
+  envRecord?: readonly string[];
+  /**
+   * sha256 digests from IMA in the kernel (true), or from the agent (false:
+   * the fallback for kernels without bpf_ima_file_hash). Default: IMA when
+   * the kernel has it.
+   */
+  ima?: boolean;
 }
 
 export const DEFAULT_LISTS_PATH = '/var/lib/krsi/lists.json';
@@ -78,6 +89,9 @@ export class Agent implements AgentControl {
   private readonly decodeContext: DecodeContext;
   private readonly startedAt = Date.now();
   private readonly reactions: ReactionEngine;
+  private readonly hasher: ContentHasher;
+  /** Whether digests come from IMA (true) or from this agent (false). */
+  ima = true;
   private readonly handlers = new Map<string, Set<(event: KrsiEvent) => unknown>>();
   private links: BpfLink[] = [];
   private ring: RingBuffer | null = null;
@@ -104,6 +118,10 @@ export class Agent implements AgentControl {
         setImmediate(() => this.store.save());
         return change;
       },
+      emit: (event) => this.deliver(event),
+    });
+    this.hasher = new ContentHasher(object.map('content_hashes'), {
+      decide: (facts) => this.explain(facts),
       emit: (event) => this.deliver(event),
     });
   }
@@ -150,8 +168,14 @@ export class Agent implements AgentControl {
     try {
       object.setGlobal('cfg_emit_allowed', u32(opts.emitAllowed === false ? 0 : 1));
       object.setGlobal('cfg_args_max', u32(argsMax));
+      const envRecord = checkEnvRecordNames(opts.envRecord ?? DEFAULT_ENV_RECORD);
+      object.setGlobal('cfg_env_record', u32(envRecord.length > 0 ? 1 : 0));
+      agent.ima = opts.ima ?? (await kernelHasImaFileHash());
+      object.setGlobal('cfg_ima', u32(agent.ima ? 1 : 0));
       if (opts.eventsRingBytes !== undefined) object.map('events').setMaxEntries(opts.eventsRingBytes);
       object.load();
+      writeEnvRecord(object.map('env_record'), envRecord);
+      log.info({ envRecord, digests: agent.ima ? 'ima' : 'agent' }, 'exec environment and content digests');
       agent.kernelLists.syncAll(store);
       agent.ring = new native.RingBuffer([object.map('decisions'), object.map('events')], {}, (batch, count) =>
         agent.onBatch(batch, count),
@@ -263,6 +287,7 @@ export class Agent implements AgentControl {
       // that exec'd or forked meanwhile under the old one.
       seedClasses(this.object.map('task_ctx'), generation, compiled.classes, this.listMembership(), compiled.needsSha256);
     }
+    watchEnvNames(this.object.map('env_watch'), compiled.envNames);
     const timing = await this.policyMaps.install(compiled);
     this.generations.add(compiled);
     this.generation = generation;
@@ -375,6 +400,11 @@ export class Agent implements AgentControl {
     this.clock.resync();
     for (const record of splitBatch(batch, count)) {
       this.receivedCount++;
+      // Not an event: the kernel asks for a file's digest (no IMA).
+      if (record.view.byteLength >= 2 && record.view.getUint16(0, true) === KRSI_EVENT_HASH_REQUEST) {
+        this.hasher.onRecord(record.view);
+        continue;
+      }
       let event: KrsiEvent;
       try {
         event = decodeRecord(record.view, this.decodeContext);

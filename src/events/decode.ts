@@ -12,6 +12,10 @@ import {
   KRSI_EVENT_FILE_UNLINK,
   KRSI_EVENT_MODULE_LOAD,
   KRSI_EVENT_MOUNT,
+  KRSI_EVENT_MMAP_EXEC,
+  KRSI_EVENT_PTRACE,
+  KRSI_EVENT_BPF,
+  KRSI_EVENT_SETID,
   KrsiEventHeaderLayout,
   decodeKrsiEventHeader,
 } from '../abi/generated.js';
@@ -22,6 +26,10 @@ import { decodeExecRecord } from './exec.js';
 import { decodeFileOpenRecord, decodeFileUnlinkRecord } from './file.js';
 import { decodeModuleRecord } from './module.js';
 import { decodeMountRecord } from './mount.js';
+import { decodeMmapRecord } from './mmap.js';
+import { decodePtraceRecord } from './ptrace.js';
+import { decodeBpfRecord } from './bpf.js';
+import { decodeSetidRecord } from './setid.js';
 import type { KrsiEvent } from './schema.js';
 
 /** What decoders need besides the record: the clock, and the policies' names. */
@@ -39,6 +47,10 @@ const decoders: ReadonlyMap<number, RecordDecoder> = new Map<number, RecordDecod
   [KRSI_EVENT_MOUNT, decodeMountRecord],
   [KRSI_EVENT_MODULE_LOAD, decodeModuleRecord],
   [KRSI_EVENT_CONNECT, decodeConnectRecord],
+  [KRSI_EVENT_MMAP_EXEC, decodeMmapRecord],
+  [KRSI_EVENT_PTRACE, decodePtraceRecord],
+  [KRSI_EVENT_BPF, decodeBpfRecord],
+  [KRSI_EVENT_SETID, decodeSetidRecord],
 ]);
 
 export interface RawRecord {

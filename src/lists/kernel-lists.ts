@@ -4,6 +4,8 @@
 // not there to delete it.
 import { encodeKrsiListEntry } from '../abi/generated.js';
 import type { BpfObject } from '../bpf/native.js';
+import { watchEnvNames } from '../agent/env-record.js';
+import { fnv1a64 } from '../policy/hash.js';
 import { entryKey } from './entries.js';
 import type { ListStore, StoredList } from './store.js';
 
@@ -21,6 +23,8 @@ export class KernelLists {
     const { map, key } = entryKey(list.type, list.id, entry);
     const value = encodeKrsiListEntry({ expiresNs: monotonicExpiry(expiresAt) });
     this.object.map(map).update(key, Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+    // The kernel's scan of a new image's environment looks for watched names only.
+    if (list.type === 'env') watchEnvNames(this.object.map('env_watch'), [fnv1a64(Buffer.from(entry, 'utf8'))]);
   }
 
   delete(list: StoredList, entry: string): void {

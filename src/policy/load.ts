@@ -65,6 +65,13 @@ export const SELECTOR_LIST_TYPES: Readonly<Record<keyof Match, readonly ListType
   module: ['module'],
   address: ['address'],
   port: ['port'],
+  fileless: [],
+  self: [],
+  library: ['path', 'inode', 'sha256'],
+  target: ['path', 'inode', 'sha256'],
+  prog_type: [],
+  new_uid: ['uid'],
+  new_gid: ['gid'],
 };
 
 // --- formatting ---------------------------------------------------------------

@@ -19,6 +19,8 @@ interface RunOptions {
   lists: string;
   socket: string;
   control: boolean;
+  envRecord: string[];
+  ima: boolean;
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -40,6 +42,13 @@ export function registerRun(program: Command): void {
     .option('--lists <file>', 'where dynamic lists are kept', '/var/lib/krsi/lists.json')
     .addOption(new Option('--socket <path>', 'the control socket').default('/run/krsi/krsi.sock').env('KRSI_SOCKET'))
     .option('--no-control', 'serve no control socket')
+    .option(
+      '--env-record <name>',
+      'record the value of this environment variable in exec events (repeatable, at most 8; replaces the default LD_PRELOAD, LD_AUDIT, LD_LIBRARY_PATH; "-" records none)',
+      collect,
+      [],
+    )
+    .option('--no-ima', "compute sha256 digests in the agent instead of with IMA in the kernel (the fallback for kernels without bpf_ima_file_hash)")
     .action(async (opts: RunOptions) => {
       process.exitCode = await run(opts);
     });
@@ -81,6 +90,8 @@ async function run(opts: RunOptions): Promise<number> {
       listsPath: opts.lists,
       emitAllowed: opts.allowed,
       ...(opts.argsMax === undefined ? {} : { argsMax: opts.argsMax }),
+      ...(opts.envRecord.length === 0 ? {} : { envRecord: opts.envRecord.filter((n) => n !== '-') }),
+      ...(opts.ima ? {} : { ima: false }),
       onEvent: write,
       onStopRequest: () => requestStop('krsi stop'),
     });
