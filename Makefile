@@ -104,7 +104,8 @@ vmlinux: build
 # --- test -------------------------------------------------------------------
 # Native helpers the end-to-end tests run in the VM (built on the host, which
 # the VM shares).
-TEST_FIXTURES := build/test/preload.so build/test/fsmount
+TEST_FIXTURES := build/test/preload.so build/test/fsmount \
+	$(addprefix build/test/,selfexe fileless libload ptracer bpfload envrace)
 
 build/test/preload.so: test/fixtures/preload.c
 	@mkdir -p $(dir $@)
@@ -113,6 +114,11 @@ build/test/preload.so: test/fixtures/preload.c
 build/test/fsmount: test/fixtures/fsmount.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -Wall -Werror -o $@ $<
+
+# Each a single C file: the signals' end-to-end tests perform the real thing with them.
+build/test/%: test/fixtures/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Werror -pthread -o $@ $<
 
 test-fixtures: $(TEST_FIXTURES)
 

@@ -23,6 +23,8 @@
 #include "maps.h"
 #include "policy.h"
 #include "task.h"
+#include "content.h"
+#include "exec_env.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -209,7 +211,19 @@ static __always_inline __u64 fill_exec(struct krsi_exec_event *e, struct policy_
 	e->argc = bprm->argc;
 	e->args_len = 0;
 	e->args_count = 0;
-	e->__pad = 0;
+	e->env_len = 0;
+	e->env_count = 0;
+	e->env_truncated = 0;
+	if (BPF_CORE_READ(file, f_inode, i_nlink) == 0) {
+		char head[6] = {};
+
+		/* memfd_create() names its files "memfd:NAME"; anything else without a link was unlinked or O_TMPFILE. */
+		bpf_probe_read_kernel(head, sizeof(head), BPF_CORE_READ(file, f_path.dentry, d_name.name));
+		if (head[0] == 'm' && head[1] == 'e' && head[2] == 'm' && head[3] == 'f' && head[4] == 'd' && head[5] == ':')
+			e->flags |= KRSI_EXEC_FILELESS_MEMFD;
+		else
+			e->flags |= KRSI_EXEC_FILELESS_DELETED;
+	}
 
 	n = bpf_d_path(&file->f_path, st->path, KRSI_PATH_MAX);
 	if (n <= 0 || n > KRSI_PATH_MAX) {
@@ -241,7 +255,7 @@ static __always_inline __u64 fill_exec(struct krsi_exec_event *e, struct policy_
 static __always_inline __u64 exec_record_size(const struct krsi_exec_event *e)
 {
 	__u64 size = __builtin_offsetof(struct krsi_exec_event, data) +
-		     e->path_len + e->filename_len + e->args_len;
+		     e->path_len + e->filename_len + e->args_len + e->env_len;
 
 	return size > sizeof(*e) ? sizeof(*e) : size;
 }
@@ -265,10 +279,24 @@ static __always_inline void binary_dim(struct policy_eval *st, struct krsi_exec_
 	    tctx->hash_dev == e->dev) {
 		__builtin_memcpy(st->value, tctx->sha256, sizeof(st->value));
 		krsi_policy_match_value(KRSI_DIM_BINARY);
+	} else if ((krsi_policy_dim_flags(KRSI_DIM_BINARY) & KRSI_DIMF_SHA256) && tctx &&
+		   tctx->hash_state == KRSI_HASH_MISSING) {
+		e->flags |= KRSI_EXEC_HASH_MISSING;
 	}
 	if (!(e->flags & KRSI_EXEC_PATH_UNRESOLVED))
 		krsi_policy_match_path(KRSI_DIM_BINARY);
 	krsi_policy_narrow(KRSI_DIM_BINARY);
+}
+
+/* fileless: true matches a memfd or a file without a name. */
+static __always_inline void fileless_dim(struct policy_eval *st, struct krsi_exec_event *e)
+{
+	if (!krsi_policy_wants(KRSI_DIM_FILELESS))
+		return;
+	st->value[0] = (e->flags & (KRSI_EXEC_FILELESS_MEMFD | KRSI_EXEC_FILELESS_DELETED)) ? 1 : 0;
+	st->value[1] = st->value[2] = st->value[3] = 0;
+	krsi_policy_match_value(KRSI_DIM_FILELESS);
+	krsi_policy_narrow(KRSI_DIM_FILELESS);
 }
 
 /* Of two decisions on one exec (a script, then its interpreter), the one to keep. */
@@ -308,6 +336,7 @@ int BPF_PROG(exec_check, struct linux_binprm *bprm, int ret)
 		krsi_policy_ids();
 		krsi_policy_lineage(0);
 		binary_dim(st, e, tctx);
+		fileless_dim(st, e);
 		caller_vectors(&argv, &envp);
 		krsi_policy_env((__u64)envp);
 	}
@@ -357,6 +386,7 @@ int BPF_PROG(exec_hash, struct linux_binprm *bprm, int ret)
 	struct krsi_hook_stats *stats = hook_stats(KRSI_HOOK_EXEC_HASH);
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct krsi_policy_needs *needs;
+	struct krsi_content_hash *cached;
 	struct krsi_task_ctx *tctx;
 	struct file *file = bprm->file;
 	__u32 zero = 0;
@@ -372,11 +402,117 @@ int BPF_PROG(exec_hash, struct linux_binprm *bprm, int ret)
 	tctx = bpf_task_storage_get(&task_ctx, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!tctx)
 		return 0;
-	algo = bpf_ima_file_hash(file, tctx->sha256, sizeof(tctx->sha256));
 	tctx->hash_ino = file->f_inode->i_ino;
 	tctx->hash_dev = file->f_inode->i_sb->s_dev;
+	/* The content cache first: IMA reads the whole file every time. */
+	cached = content_lookup(file->f_inode);
+	if (cached) {
+		__builtin_memcpy(tctx->sha256, cached->sha256, sizeof(tctx->sha256));
+		tctx->hash_state = KRSI_HASH_VALID;
+		return 0;
+	}
+	if (!cfg_ima) {
+		tctx->hash_state = KRSI_HASH_MISSING;
+		content_request(file->f_inode, &file->f_path, KRSI_HASH_REQ_EXEC, 1, stats);
+		return 0;
+	}
+	algo = bpf_ima_file_hash(file, tctx->sha256, sizeof(tctx->sha256));
 	/* enum hash_algo: HASH_ALGO_SHA256 is 4; any other digest cannot match. */
 	tctx->hash_state = algo == 4 ? KRSI_HASH_VALID : KRSI_HASH_UNAVAILABLE;
+	if (algo == 4)
+		content_store(file->f_inode, tctx->sha256);
+	return 0;
+}
+
+/*
+ * The recorded variables, "NAME=value" NUL-terminated each, at data[off]
+ * (right after argv); returns the bytes written.
+ */
+static __always_inline __u64 append_env(struct krsi_exec_event *e, __u64 off, struct exec_env_state *envs)
+{
+	__u64 used = 0;
+	int k;
+
+	barrier_var(off);
+	if (off > ARGS_BASE_MAX + KRSI_ARGS_MAX)
+		return 0;
+	for (k = 0; k < KRSI_ENV_RECORD_MAX; k++) {
+		__u64 nl, vl, at;
+
+		if (!(envs->found & (1U << k)))
+			continue;
+		nl = envs->name_len[k];
+		vl = envs->value_len[k];
+		if (nl == 0 || nl >= KRSI_ENV_NAME_MAX || vl >= KRSI_ENV_VALUE_MAX)
+			continue;
+		at = off + used;
+		barrier_var(at);
+		if (at > ARGS_BASE_MAX + KRSI_ARGS_MAX + KRSI_EXEC_ENV_DATA_MAX - KRSI_ENV_NAME_MAX - KRSI_ENV_VALUE_MAX)
+			break;
+		bpf_probe_read_kernel(&e->data[at], nl & (KRSI_ENV_NAME_MAX - 1), envs->name[k]);
+		e->data[at + nl] = '=';
+		bpf_probe_read_kernel(&e->data[at + nl + 1], (vl + 1) & (2 * KRSI_ENV_VALUE_MAX - 1), envs->value[k]);
+		used += nl + 1 + vl + 1;
+		if (envs->truncated & (1U << k))
+			e->env_truncated |= 1 << e->env_count;
+		e->env_count++;
+	}
+	return used;
+}
+
+/*
+ * The backstop of env rules.  bprm_check_security read the environment's
+ * names from the caller's memory, which another thread of the caller may
+ * have rewritten after the kernel copied it to the new stack.  Here the
+ * decision is made again with the names the new image really has (found by
+ * exec_env_scan): if it now denies by a rule with an env selector, the new
+ * image is killed before it runs a single instruction; if it now asks for
+ * secure execution, AT_SECURE is set, which the loader reads from the
+ * auxiliary vector that is built after this hook.  Returns 1 when the
+ * decision in ref changed.
+ */
+static __always_inline int env_backstop(struct policy_eval *st, struct krsi_exec_event *e,
+					struct krsi_task_ctx *tctx, struct exec_env_state *envs,
+					struct linux_binprm *bprm, struct krsi_policy_ref *ref)
+{
+	struct krsi_policy_ref now;
+	__u32 i;
+
+	if (!krsi_policy_begin(KRSI_PHOOK_EXEC) || !krsi_policy_wants(KRSI_DIM_ENV))
+		return 0;
+	krsi_policy_ids();
+	krsi_policy_lineage(0);
+	binary_dim(st, e, tctx);
+	fileless_dim(st, e);
+	if (krsi_policy_wants(KRSI_DIM_ENV)) {
+		if (envs->flags & KRSI_EXEC_ENV_INCOMPLETE) {
+			krsi_policy_env_unknown();
+		} else {
+			for (i = 0; i < KRSI_ENV_WATCH_MAX; i++) {
+				if (i >= envs->watched_count)
+					break;
+				st->value[0] = envs->watched[i];
+				st->value[1] = st->value[2] = st->value[3] = 0;
+				krsi_policy_match_value(KRSI_DIM_ENV);
+			}
+			krsi_policy_narrow(KRSI_DIM_ENV);
+		}
+	}
+	krsi_policy_decide();
+	now = st->ref;
+	if (now.verdict == KRSI_VERDICT_DENY && ref->verdict != KRSI_VERDICT_DENY && now.rule < KRSI_RULES_MAX &&
+	    (krsi_policy_dim_rules(KRSI_DIM_ENV) & (1ULL << now.rule))) {
+		bpf_send_signal(SIGKILL);
+		now.flags |= KRSI_REF_KILLED;
+		*ref = now;
+		return 1;
+	}
+	if (now.verdict == KRSI_VERDICT_ALLOW && (now.flags & KRSI_REF_SECUREEXEC) && !(ref->flags & KRSI_REF_SECUREEXEC)) {
+		bpf_bprm_opts_set(bprm, BPF_F_BPRM_SECUREEXEC);
+		ref->flags |= KRSI_REF_SECUREEXEC;
+		ref->matched |= now.matched;
+		return 1;
+	}
 	return 0;
 }
 
@@ -385,11 +521,14 @@ int BPF_PROG(exec_committed, struct linux_binprm *bprm)
 {
 	struct krsi_hook_stats *stats = hook_stats(KRSI_HOOK_BPRM_COMMITTED);
 	struct task_struct *task = bpf_get_current_task_btf();
+	struct krsi_policy_needs *needs;
+	struct exec_env_state *envs;
 	struct krsi_task_ctx *tctx;
 	struct krsi_exec_event *e;
 	struct policy_eval *st;
 	__u32 zero = 0;
 	__u64 base, size;
+	int changed = 0;
 
 	if (stats)
 		stats->seen++;
@@ -398,16 +537,10 @@ int BPF_PROG(exec_committed, struct linux_binprm *bprm)
 	if (!e || !st)
 		return 0;
 	tctx = bpf_task_storage_get(&task_ctx, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	envs = bpf_task_storage_get(&exec_env, task, 0, 0);
+	if (envs && envs->bprm != (__u64)bprm)
+		envs = NULL;
 	base = fill_exec(e, st, bprm);
-
-	/* The new image's binary classes, for every later decision about it. */
-	if (tctx) {
-		if (krsi_policy_begin(KRSI_PHOOK_CLASSES))
-			binary_dim(st, e, tctx);
-		tctx->self = st->candidates;
-		tctx->self_generation = krsi_policy_generation();
-		tctx->hash_state = KRSI_HASH_NONE;
-	}
 
 	if (tctx && tctx->exec_bprm == (__u64)bprm) {
 		e->policy = tctx->exec_ref;
@@ -418,23 +551,48 @@ int BPF_PROG(exec_committed, struct linux_binprm *bprm)
 		e->policy.audit_rule = KRSI_RULE_NONE;
 		e->policy.flags = KRSI_REF_DEFAULT | KRSI_REF_CONTEXT_UNKNOWN;
 	}
-	if (tctx)
+	needs = bpf_map_lookup_elem(&policy_needs, &zero);
+	if (envs && tctx && tctx->exec_bprm == (__u64)bprm && needs && needs->env_backstop) {
+		changed = env_backstop(st, e, tctx, envs, bprm, &e->policy);
+		if (changed) {
+			e->flags |= KRSI_EXEC_ENV_MISMATCH;
+			if (e->policy.verdict == KRSI_VERDICT_DENY && stats)
+				stats->denied++;
+		}
+	}
+
+	/* The new image's binary classes, for every later decision about it. */
+	if (tctx) {
+		if (krsi_policy_begin(KRSI_PHOOK_CLASSES))
+			binary_dim(st, e, tctx);
+		tctx->self = st->candidates;
+		tctx->self_generation = krsi_policy_generation();
+		tctx->hash_state = KRSI_HASH_NONE;
 		tctx->exec_bprm = 0;
-	if (!cfg_emit_allowed) {
+	}
+
+	if (!cfg_emit_allowed && !changed) {
 		/* Reported only for its policy's sake: the rule's rate limit applies. */
 		if (!policy_noteworthy(&e->policy))
-			return 0;
+			goto out;
 		krsi_policy_begin(KRSI_PHOOK_EXEC);
 		st->ref = e->policy;
 		if (!krsi_policy_rate_ok()) {
 			if (stats)
 				stats->rate_limited++;
-			return 0;
+			goto out;
 		}
 	}
 	e->args_len = read_new_argv(e, base, bprm);
+	if (envs) {
+		e->flags |= KRSI_EXEC_ENV_READ | (envs->flags & KRSI_EXEC_ENV_INCOMPLETE);
+		e->env_len = append_env(e, base + e->args_len, envs);
+	}
 	size = exec_record_size(e);
 	e->hdr.size = size;
-	emit(&events, stats, e, size);
+	emit(e->policy.verdict == KRSI_VERDICT_DENY ? (void *)&decisions : (void *)&events, stats, e, size);
+out:
+	if (envs)
+		bpf_task_storage_delete(&exec_env, task);
 	return 0;
 }

@@ -23,6 +23,10 @@
 #include "outcome.h"
 #include "policy.h"
 #include "task.h"
+#include "path_walk.h"
+#include "content.h"
+
+#define FMODE_WRITE 0x2
 
 /* Scratch record: too large for the 512-byte BPF stack. */
 struct {
@@ -31,34 +35,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct krsi_file_event);
 } file_scratch SEC(".maps");
-
-/*
- * The unlink path is built backwards, from the end of this buffer; the slack
- * past KRSI_PATH_MAX lets the verifier see a name of up to 255 bytes written
- * anywhere below it.
- */
-#define WALK_NAME_MAX 255
-#define WALK_BUF_SIZE (KRSI_PATH_MAX + KRSI_STR_MAX)
-
-/*
- * The walk's position lives here, not on the stack: the verifier of newer
- * kernels checks a bpf_loop() callback until its states converge, and an
- * offset it tracked exactly would differ at every step.
- */
-struct walk_buf {
-	__u64 off;		/* the path so far is b[off, KRSI_PATH_MAX) */
-	char b[WALK_BUF_SIZE];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct walk_buf);
-} file_walk_buf SEC(".maps");
-
-/* Mount crossings and components a walk follows at most (a component takes 2 bytes or more). */
-#define WALK_STEPS_MAX (KRSI_PATH_MAX / 2 + 64)
 
 /* Resolves path into st->path; returns its length with the NUL, 0 if it cannot be. */
 static __always_inline long resolve_d_path(struct policy_eval *st, struct path *path)
@@ -123,6 +99,9 @@ int BPF_PROG(file_open, struct file *file, int ret)
 	stats = hook_stats(KRSI_HOOK_FILE_OPEN);
 	if (stats)
 		stats->seen++;
+	/* A file opened for writing may change: its cached digest goes. */
+	if ((file->f_mode & FMODE_WRITE) && content_in_use())
+		content_invalidate(file->f_inode);
 	st = policy_state();
 	if (!st)
 		return 0;
@@ -161,150 +140,44 @@ int BPF_PROG(file_open, struct file *file, int ret)
 	return verdict;
 }
 
-/* --- path_unlink ------------------------------------------------------------ */
-
-struct path_walk {
-	__u64 dentry;		/* the dentry whose name comes next */
-	__u64 vfsmnt;		/* the mount it is seen through */
-	__u64 root_dentry;	/* the task's root: the walk ends there */
-	__u64 root_mnt;
-	struct walk_buf *buf;
-	__u64 done;		/* 1: complete; 2: too long or unreadable */
-};
-
-static __always_inline struct mount *real_mount_of(__u64 vfsmnt)
-{
-	return (struct mount *)(vfsmnt - bpf_core_field_offset(struct mount, mnt));
-}
-
-/*
- * One step up, as the kernel's prepend_path() takes it: at the root of a
- * mount, over to the mount point in the parent mount; else prepend the
- * dentry's name and go to its parent.
- */
-static long walk_step(__u32 i, void *ctx)
-{
-	struct path_walk *w = ctx;
-	struct dentry *d = (struct dentry *)w->dentry;
-	struct vfsmount *vm = (struct vfsmount *)w->vfsmnt;
-	struct dentry *parent, *mnt_root;
-	const unsigned char *name;
-	struct mount *m, *mp;
-	__u64 len, off;		/* 64-bit: see append_arg() in exec.bpf.c */
-
-	if (w->dentry == w->root_dentry && w->vfsmnt == w->root_mnt) {
-		w->done = 1;
-		return 1;
-	}
-	mnt_root = BPF_CORE_READ(vm, mnt_root);
-	parent = BPF_CORE_READ(d, d_parent);
-	if (d == mnt_root || d == parent) {
-		m = real_mount_of(w->vfsmnt);
-		mp = BPF_CORE_READ(m, mnt_parent);
-		/* The root of the mount tree, or a dentry cut off from its mount. */
-		if (d != mnt_root || m == mp || !mp) {
-			w->done = 1;
-			return 1;
-		}
-		w->dentry = (__u64)BPF_CORE_READ(m, mnt_mountpoint);
-		w->vfsmnt = (__u64)mp + bpf_core_field_offset(struct mount, mnt);
-		return 0;
-	}
-	len = BPF_CORE_READ(d, d_name.len);
-	name = BPF_CORE_READ(d, d_name.name);
-	off = w->buf->off;
-	if (len > WALK_NAME_MAX || off < len + 1 || off > KRSI_PATH_MAX) {
-		w->done = 2;
-		return 1;
-	}
-	off -= len;
-	barrier_var(off);
-	if (off >= KRSI_PATH_MAX)
-		return 1;
-	barrier_var(len);
-	if (len > WALK_NAME_MAX)
-		return 1;
-	if (bpf_probe_read_kernel(&w->buf->b[off], len, name)) {
-		w->done = 2;
-		return 1;
-	}
-	off -= 1;
-	barrier_var(off);
-	if (off >= KRSI_PATH_MAX)
-		return 1;
-	w->buf->b[off] = '/';
-	w->buf->off = off;
-	w->dentry = (__u64)parent;
-	return 0;
-}
-
-/*
- * The path of dentry seen through mnt, relative to the task's root, into
- * st->path; returns its length with the NUL, 0 when it cannot be built.
- */
-static __always_inline long resolve_walk(struct policy_eval *st, struct dentry *dentry, struct vfsmount *mnt)
+/* Whether inode is the acting process's own executable. */
+static __always_inline int own_executable(struct inode *inode)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct path_walk w = {};
-	struct walk_buf *buf;
-	__u32 zero = 0;
-	__u64 len;
 
-	st->path_len = 0;
-	buf = bpf_map_lookup_elem(&file_walk_buf, &zero);
-	if (!buf)
-		return 0;
-	w.dentry = (__u64)dentry;
-	w.vfsmnt = (__u64)mnt;
-	w.root_dentry = (__u64)BPF_CORE_READ(task, fs, root.dentry);
-	w.root_mnt = (__u64)BPF_CORE_READ(task, fs, root.mnt);
-	w.buf = buf;
-	buf->off = KRSI_PATH_MAX;
-	bpf_loop(WALK_STEPS_MAX, walk_step, &w, 0);
-	if (w.done != 1)
-		return 0;
-	if (buf->off >= KRSI_PATH_MAX) {
-		/* Nothing was prepended: the root itself. */
-		st->path[0] = '/';
-		st->path[1] = '\0';
-		st->path_len = 1;
-		return 2;
-	}
-	len = KRSI_PATH_MAX - buf->off;
-	barrier_var(len);
-	if (len == 0 || len >= KRSI_PATH_MAX)
-		return 0;
-	if (bpf_probe_read_kernel(st->path, len, &buf->b[KRSI_PATH_MAX - len]))
-		return 0;
-	st->path[len] = '\0';
-	st->path_len = len;
-	return len + 1;
+	return inode && BPF_CORE_READ(task, mm, exe_file, f_inode) == inode;
 }
 
-SEC("lsm/path_unlink")
-int BPF_PROG(file_unlink, const struct path *dir, struct dentry *dentry, int ret)
+/*
+ * The file_unlink hook for a name about to go: unlink(2) of it, or a
+ * rename(2) over it (KRSI_FILE_RENAME).  self: the file is the actor's own
+ * executable (for an exchange, either file is).
+ */
+static __always_inline int unlink_decide(struct krsi_hook_stats *stats, struct dentry *dentry,
+					 struct vfsmount *mnt, __u16 extra, int self)
 {
-	struct krsi_hook_stats *stats;
+	struct inode *inode = BPF_CORE_READ(dentry, d_inode);
 	struct krsi_policy_ref ref;
 	struct krsi_file_event *e;
 	struct policy_eval *st;
-	struct vfsmount *mnt;
 	__u32 zero = 0;
 	long n = -1;
 	int verdict;
 
-	if (ret)
-		return ret;
-	stats = hook_stats(KRSI_HOOK_PATH_UNLINK);
-	if (stats)
-		stats->seen++;
+	if (inode && content_in_use())
+		content_invalidate(inode);
 	st = policy_state();
 	if (!st)
 		return 0;
-	mnt = dir->mnt;
 	if (krsi_policy_begin(KRSI_PHOOK_FILE_UNLINK)) {
 		krsi_policy_ids();
 		krsi_policy_lineage(1);
+		if (krsi_policy_wants(KRSI_DIM_SELF)) {
+			st->value[0] = self;
+			st->value[1] = st->value[2] = st->value[3] = 0;
+			krsi_policy_match_value(KRSI_DIM_SELF);
+			krsi_policy_narrow(KRSI_DIM_SELF);
+		}
 		if (krsi_policy_wants(KRSI_DIM_FILE)) {
 			n = resolve_walk(st, dentry, mnt);
 			if (n > 0) {
@@ -324,7 +197,8 @@ int BPF_PROG(file_unlink, const struct path *dir, struct dentry *dentry, int ret
 	e = bpf_map_lookup_elem(&file_scratch, &zero);
 	if (!e)
 		return verdict;
-	fill_file(e, KRSI_EVENT_FILE_UNLINK, dentry->d_inode);
+	fill_file(e, KRSI_EVENT_FILE_UNLINK, inode);
+	e->flags |= extra | (self ? KRSI_FILE_SELF : 0);
 	if (n < 0)
 		n = resolve_walk(st, dentry, mnt);
 	copy_path(e, st, n);
@@ -332,4 +206,45 @@ int BPF_PROG(file_unlink, const struct path *dir, struct dentry *dentry, int ret
 	e->hdr.size = file_record_size(e);
 	outcome_report(stats, verdict != 0, e, e->hdr.size);
 	return verdict;
+}
+
+SEC("lsm/path_unlink")
+int BPF_PROG(file_unlink, const struct path *dir, struct dentry *dentry, int ret)
+{
+	struct krsi_hook_stats *stats;
+
+	if (ret)
+		return ret;
+	stats = hook_stats(KRSI_HOOK_PATH_UNLINK);
+	if (stats)
+		stats->seen++;
+	return unlink_decide(stats, dentry, dir->mnt, 0, own_executable(dentry->d_inode));
+}
+
+#define RENAME_EXCHANGE (1 << 1)
+
+/*
+ * A rename(2) that replaces an existing file removes that file's name as an
+ * unlink does (a program replacing its own executable does it so): the
+ * file_unlink hook decides, about the file replaced.  A rename to a new
+ * name unlinks nothing and is not looked at.
+ */
+SEC("lsm/path_rename")
+int BPF_PROG(file_rename, const struct path *old_dir, struct dentry *old_dentry, const struct path *new_dir,
+	     struct dentry *new_dentry, unsigned int flags, int ret)
+{
+	struct krsi_hook_stats *stats;
+	struct inode *victim;
+	int self;
+
+	if (ret)
+		return ret;
+	victim = new_dentry->d_inode;
+	if (!victim)
+		return 0;
+	stats = hook_stats(KRSI_HOOK_PATH_RENAME);
+	if (stats)
+		stats->seen++;
+	self = own_executable(victim) || ((flags & RENAME_EXCHANGE) && own_executable(old_dentry->d_inode));
+	return unlink_decide(stats, new_dentry, new_dir->mnt, KRSI_FILE_RENAME, self);
 }

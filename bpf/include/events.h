@@ -55,6 +55,11 @@
 #define KRSI_EVENT_MODULE_LOAD 5
 #define KRSI_EVENT_CONNECT 6
 #define KRSI_EVENT_MODULE_STATE 7	/* a module formed or freed (tracepoints): the agent's module tracker */
+#define KRSI_EVENT_MMAP_EXEC 16		/* a file mapped executable (mmap, mprotect) */
+#define KRSI_EVENT_PTRACE 17		/* a ptrace attach or PTRACE_TRACEME */
+#define KRSI_EVENT_BPF 18		/* a bpf(BPF_PROG_LOAD) */
+#define KRSI_EVENT_SETID 19		/* a change of user or group ids */
+#define KRSI_EVENT_HASH_REQUEST 20	/* not an event: the agent is asked to hash a file for the content cache */
 
 /* Which LSM or tracepoint hook a counter belongs to (the counters map index). */
 #define KRSI_HOOK_BPRM_CHECK 0
@@ -71,13 +76,51 @@
 #define KRSI_HOOK_MODULE_HASH 11	/* IMA digest of a module file (sleepable kernel_read_file) */
 #define KRSI_HOOK_MODULE_LOADED 12	/* tracepoint module_load */
 #define KRSI_HOOK_MODULE_FREED 13	/* tracepoint module_free */
-#define KRSI_HOOK_COUNT 14
+#define KRSI_HOOK_EXEC_ENV 14		/* sleepable bprm_committed_creds: the new image's environment */
+#define KRSI_HOOK_PATH_RENAME 15
+#define KRSI_HOOK_MMAP_FILE 16
+#define KRSI_HOOK_FILE_MPROTECT 17
+#define KRSI_HOOK_MMAP_HASH 18		/* sleepable mmap_file: IMA digest of a library, for the content cache */
+#define KRSI_HOOK_PTRACE_ACCESS 19
+#define KRSI_HOOK_PTRACE_TRACEME 20
+#define KRSI_HOOK_BPF 21
+#define KRSI_HOOK_SETUID 22
+#define KRSI_HOOK_SETGID 23
+#define KRSI_HOOK_COUNT 24
 
 /* struct krsi_exec_event.flags */
 #define KRSI_EXEC_ARGV_TRUNCATED (1 << 0)   /* more argv than the bounds: some strings or bytes are missing */
 #define KRSI_EXEC_ARGV_UNREADABLE (1 << 1)  /* argv could not be read (fault, kernel-initiated exec) */
 #define KRSI_EXEC_PATH_UNRESOLVED (1 << 2)  /* bpf_d_path() failed: path is empty */
 #define KRSI_EXEC_FILENAME_TRUNCATED (1 << 3)
+#define KRSI_EXEC_FILELESS_MEMFD (1 << 4)    /* the file is a memfd (memfd_create), never on a file system */
+#define KRSI_EXEC_FILELESS_DELETED (1 << 5)  /* the file has no name left (i_nlink 0): unlinked, or O_TMPFILE */
+#define KRSI_EXEC_ENV_INCOMPLETE (1 << 6)    /* the environment was not scanned entirely (KRSI_ENV_SCAN_MAX, a fault) */
+#define KRSI_EXEC_ENV_MISMATCH (1 << 7)      /* the new image's environment made the policy decide otherwise than the check */
+#define KRSI_EXEC_HASH_MISSING (1 << 8)      /* a sha256 selector needed the file's digest and none was known */
+#define KRSI_EXEC_ENV_READ (1 << 9)          /* the new image's environment was scanned: env_* say what was recorded */
+
+/* --- The environment of an exec ------------------------------------------
+ *
+ * A sleepable bprm_committed_creds program scans the new image's
+ * environment strings (on its new stack, below the file name, envc of them)
+ * and records the values of the variables named in the env_record map: an
+ * exec event carries them as "NAME=value" strings after argv.  Other
+ * variables' bytes are only looked at for the NUL that ends them.
+ */
+#define KRSI_ENV_RECORD_MAX 8		/* names whose values are recorded */
+#define KRSI_ENV_NAME_MAX 64		/* bytes of such a name, "=" included */
+#define KRSI_ENV_VALUE_MAX 1024		/* bytes of a recorded value, its NUL included */
+#define KRSI_ENV_SCAN_MAX (32 * 4096)	/* bytes of environment strings read at most (MAX_ARG_STRLEN) */
+#define KRSI_ENV_WATCH_MAX 16		/* names policies select on, found in one exec's environment */
+#define KRSI_EXEC_ENV_DATA_MAX (KRSI_ENV_RECORD_MAX * (KRSI_ENV_NAME_MAX + KRSI_ENV_VALUE_MAX))
+
+/* A name whose value exec events carry: env_record, keyed by the name's FNV-1a hash. */
+struct krsi_env_name {
+	__u32 len;			/* bytes of name, no NUL, at most KRSI_ENV_NAME_MAX - 1 */
+	__u32 index;			/* its slot, below KRSI_ENV_RECORD_MAX */
+	char name[KRSI_ENV_NAME_MAX];
+};
 
 /* --- Policy ----------------------------------------------------------------
  *
@@ -112,7 +155,18 @@
 #define KRSI_PHOOK_MODULE_LOAD 4
 #define KRSI_PHOOK_CONNECT 5
 #define KRSI_PHOOK_CLASSES 6
-#define KRSI_PHOOK_COUNT 7
+#define KRSI_PHOOK_MMAP_EXEC 7
+#define KRSI_PHOOK_PTRACE 8
+#define KRSI_PHOOK_BPF 9
+#define KRSI_PHOOK_SETID 10
+#define KRSI_PHOOK_COUNT 11
+
+/* Rows of struct krsi_hook_policy.class_rules: which process a class selector is about. */
+#define KRSI_CLASS_BINARY 0
+#define KRSI_CLASS_PARENT 1
+#define KRSI_CLASS_ANCESTOR 2
+#define KRSI_CLASS_TARGET 3
+#define KRSI_CLASS_ROWS 4
 
 /* Selector dimensions.  A table id, which keys every policy map, is
  * hook * KRSI_DIM_COUNT + dim. */
@@ -133,7 +187,14 @@
 #define KRSI_DIM_SHA256 14		/* module_load: the digest of the module's bytes */
 #define KRSI_DIM_BUS 15			/* mount: buses of the block device's parent devices */
 #define KRSI_DIM_REMOVABLE 16		/* mount: the block device's disk is removable */
-#define KRSI_DIM_COUNT 17
+#define KRSI_DIM_FILELESS 17		/* exec: the file is a memfd or has no name (1) or not (0) */
+#define KRSI_DIM_SELF 18		/* file_unlink: the victim is the actor's own executable (1) or not (0) */
+#define KRSI_DIM_LIBRARY 19		/* mmap_exec: the file mapped executable */
+#define KRSI_DIM_TARGET 20		/* ptrace: the other process's executable (binary classes) */
+#define KRSI_DIM_PROG_TYPE 21		/* bpf: the program type (enum bpf_prog_type) */
+#define KRSI_DIM_NEW_UID 22		/* setid: the new effective user id */
+#define KRSI_DIM_NEW_GID 23		/* setid: the new effective group id */
+#define KRSI_DIM_COUNT 24
 /* A bound the verifier can see on a dimension index: a power of two above KRSI_DIM_COUNT - 1. */
 #define KRSI_DIM_MASK 31
 
@@ -247,7 +308,7 @@ struct krsi_hook_policy {
 	__u32 dims;			/* dimensions some rule constrains, 1 << KRSI_DIM_* */
 	struct krsi_dim_policy dim[KRSI_DIM_COUNT];
 	/* Rules whose binary, parent or ancestor selector each binary class satisfies. */
-	__u64 class_rules[3][KRSI_CLASSES_MAX];
+	__u64 class_rules[KRSI_CLASS_ROWS][KRSI_CLASSES_MAX];
 	struct krsi_rate_limit rate[KRSI_RULES_MAX];
 };
 
@@ -302,7 +363,7 @@ struct krsi_task_ctx {
 #define KRSI_HASH_NONE 0
 #define KRSI_HASH_VALID 1
 #define KRSI_HASH_UNAVAILABLE 2	/* IMA could not hash the file */
-
+#define KRSI_HASH_MISSING 3	/* no IMA and no valid entry in the content cache: the agent was asked */
 
 /* The rings: decisions (denials, kills, tampering) and events (telemetry). */
 #define KRSI_RING_DECISIONS 0
@@ -353,13 +414,17 @@ struct krsi_exec_event {
 	__u16 filename_len;	/* bytes after the path holding the filename, NUL included */
 	__u16 args_len;		/* bytes after the filename holding argv strings, NULs included */
 	__u16 args_count;	/* argv strings in those bytes */
-	__u32 __pad;
-	char data[KRSI_EXEC_DATA_MAX];
+	__u16 env_len;		/* bytes after argv holding recorded variables, "NAME=value" NUL-terminated each */
+	__u8 env_count;		/* strings in those bytes */
+	__u8 env_truncated;	/* bit i: the value of the i-th of them was cut at KRSI_ENV_VALUE_MAX - 1 bytes */
+	char data[KRSI_EXEC_DATA_MAX + KRSI_EXEC_ENV_DATA_MAX];
 };
 
 
 /* struct krsi_file_event.flags */
 #define KRSI_FILE_PATH_UNRESOLVED (1 << 0)	/* the path could not be built: path is empty */
+#define KRSI_FILE_SELF (1 << 1)			/* unlink, rename: the victim is the actor's own executable */
+#define KRSI_FILE_RENAME (1 << 2)		/* file_unlink: a rename(2) that replaces the file, not an unlink */
 
 /*
  * A file opened (KRSI_EVENT_FILE_OPEN) or unlinked (KRSI_EVENT_FILE_UNLINK),
@@ -483,6 +548,134 @@ struct krsi_connect_event {
 	__u16 protocol;		/* sk->sk_protocol (IPPROTO_*) */
 	__u32 flags;		/* KRSI_CONNECT_* */
 	__u32 __pad;
+};
+
+/*
+ * The content cache (content_hashes): sha256 digests of files by identity,
+ * filled by the sleepable programs from IMA, or by the agent when the kernel
+ * cannot hash (no bpf_ima_file_hash, or `krsi run --no-ima`).  An entry is
+ * valid only while the inode's ctime and generation are those it was taken
+ * at (a write changes ctime; a reused inode number has another generation),
+ * and is deleted when the file is opened for writing, unlinked or replaced.
+ */
+struct krsi_inode_key {
+	__u64 ino;
+	__u32 dev;			/* kernel encoding */
+	__u32 __pad;
+};
+
+struct krsi_content_hash {
+	__u8 sha256[32];
+	__s64 ctime_sec;		/* the inode's ctime when the digest was taken */
+	__u32 ctime_nsec;
+	__u32 generation;		/* inode->i_generation */
+};
+
+/* struct krsi_hash_request.flags */
+#define KRSI_HASH_REQ_EXEC (1 << 0)	/* an exec's file: /proc/tgid/exe names it too */
+#define KRSI_HASH_REQ_PATH_UNRESOLVED (1 << 1)
+
+/* Asks the agent to hash a file the kernel could not (KRSI_EVENT_HASH_REQUEST). */
+struct krsi_hash_request {
+	struct krsi_event_header hdr;
+	__u64 ino;
+	__u32 dev;
+	__u32 tgid;			/* a process that has the file open or mapped */
+	__u64 start_ns;			/* its task->start_boottime */
+	__s64 ctime_sec;		/* the inode's ctime and generation, to be stored with the digest */
+	__u32 ctime_nsec;
+	__u32 generation;
+	__u32 flags;			/* KRSI_HASH_REQ_* */
+	__u16 path_len;			/* bytes of path, NUL included; 0 if unresolved */
+	__u16 __pad;
+	char path[KRSI_PATH_MAX];
+};
+
+
+/* struct krsi_mmap_event.source */
+#define KRSI_MMAP_FROM_MMAP 1		/* mmap(2) with PROT_EXEC (mmap_file), the kernel's own for exec included */
+#define KRSI_MMAP_FROM_MPROTECT 2	/* mprotect(2) adding PROT_EXEC to a file mapping (file_mprotect) */
+
+/* struct krsi_mmap_event.flags */
+#define KRSI_MMAP_PATH_UNRESOLVED (1 << 0)
+#define KRSI_MMAP_EXE_UNRESOLVED (1 << 1)	/* the program's path could not be built */
+#define KRSI_MMAP_SHA256_KNOWN (1 << 2)		/* sha256 holds the file's digest */
+#define KRSI_MMAP_HASH_MISSING (1 << 3)		/* a sha256 selector needed the digest and none was known */
+
+/* A file mapped executable (policy hook mmap_exec), reported when noteworthy. */
+struct krsi_mmap_event {
+	struct krsi_event_header hdr;
+	struct krsi_task task;
+	struct krsi_policy_ref policy;
+	__u64 ino;		/* the file mapped (a library, usually) */
+	__u32 dev;
+	__u32 prot;		/* PROT_* asked for */
+	__u32 mmap_flags;	/* MAP_* (mmap); 0 for mprotect */
+	__u32 source;		/* KRSI_MMAP_FROM_* */
+	__u64 exe_ino;		/* the program: the acting process's executable */
+	__u32 exe_dev;
+	__u16 flags;		/* KRSI_MMAP_* */
+	__u16 path_len;		/* bytes of data[] holding the file's path, NUL included; 0 if unresolved */
+	__u16 exe_path_len;	/* bytes after it holding the program's path, NUL included; 0 if unresolved */
+	__u16 __pad;
+	__u32 __pad2;
+	__u8 sha256[32];
+	char data[2 * KRSI_PATH_MAX];
+};
+
+/* struct krsi_ptrace_event.request */
+#define KRSI_PTRACE_ATTACH 1		/* ptrace_access_check with PTRACE_MODE_ATTACH: the actor would control target */
+#define KRSI_PTRACE_TRACEME 2		/* PTRACE_TRACEME: the actor asks its parent (target) to trace it */
+
+/* struct krsi_ptrace_event.flags */
+#define KRSI_PTRACE_TARGET_PATH_UNRESOLVED (1 << 0)
+
+/* A ptrace relation about to be made (policy hook ptrace), reported when noteworthy. */
+struct krsi_ptrace_event {
+	struct krsi_event_header hdr;
+	struct krsi_task task;
+	struct krsi_policy_ref policy;
+	struct krsi_task target;	/* the tracee (attach) or the tracer (traceme) */
+	__u64 target_ino;		/* its executable */
+	__u32 target_dev;
+	__u32 request;			/* KRSI_PTRACE_* */
+	__u32 mode;			/* PTRACE_MODE_* of the access check; 0 for traceme */
+	__u16 flags;			/* KRSI_PTRACE_* flags */
+	__u16 path_len;			/* bytes of data[] holding the target's executable path, NUL included */
+	char data[KRSI_PATH_MAX];
+};
+
+#define KRSI_BPF_PROG_NAME_LEN 16
+
+/* A bpf(BPF_PROG_LOAD) (policy hook bpf), reported when noteworthy. */
+struct krsi_bpf_event {
+	struct krsi_event_header hdr;
+	struct krsi_task task;
+	struct krsi_policy_ref policy;
+	__u32 cmd;			/* the bpf(2) command: BPF_PROG_LOAD */
+	__u32 prog_type;		/* enum bpf_prog_type */
+	__u32 attach_type;		/* expected_attach_type */
+	__u32 insn_cnt;
+	__u32 prog_flags;
+	__u32 attach_btf_id;
+	char prog_name[KRSI_BPF_PROG_NAME_LEN];
+};
+
+/* struct krsi_setid_event.kind */
+#define KRSI_SETID_UID 1		/* task_fix_setuid: setuid, setreuid, setresuid, setfsuid */
+#define KRSI_SETID_GID 2		/* task_fix_setgid */
+
+/* A change of a process's user or group ids (policy hook setid), reported when noteworthy. */
+struct krsi_setid_event {
+	struct krsi_event_header hdr;
+	struct krsi_task task;
+	struct krsi_policy_ref policy;
+	__u32 kind;			/* KRSI_SETID_* */
+	__u32 flags;			/* LSM_SETID_*: 1 ID, 2 RE, 4 RES, 8 FS */
+	__u32 old_uids[4];		/* real, effective, saved, fs */
+	__u32 new_uids[4];
+	__u32 old_gids[4];
+	__u32 new_gids[4];
 };
 
 /* Per-hook, per-CPU counters (the counters map, index KRSI_HOOK_*). */

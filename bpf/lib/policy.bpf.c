@@ -444,13 +444,14 @@ static __always_inline void classes_dim(struct policy_eval *st, struct krsi_hook
 	struct krsi_dim_policy *d = dim_policy(hp, dim);
 	struct classes_walk w = { .classes = classes };
 
-	if (!d || which > 2 || !(d->constrained & st->candidates))
+	if (!d || which >= KRSI_CLASS_ROWS || !(d->constrained & st->candidates))
 		return;
 	if (generation != hp->generation) {
 		narrow_unknown_classes(st, hp, d);
 		return;
 	}
-	w.rules = hp->class_rules[which];
+	barrier_var(which);
+	w.rules = hp->class_rules[which & (KRSI_CLASS_ROWS - 1)];
 	if (classes)
 		bpf_loop(KRSI_CLASSES_MAX, classes_step, &w, 0);
 	st->candidates &= (hp->rules & ~d->constrained) |
@@ -508,6 +509,36 @@ __noinline int krsi_policy_lineage(__u32 with_binary)
 			    pctx ? pctx->self_generation : none);
 	}
 	return 0;
+}
+
+/*
+ * A class selector about another process than the actor (ptrace's target):
+ * the hook looked up that task's classes and their generation, in
+ * st->value[0] and st->value[1].
+ */
+__noinline int krsi_policy_classes(__u32 dim, __u32 row)
+{
+	struct policy_eval *st = policy_state();
+	struct krsi_hook_policy *hp;
+
+	if (!st || !st->candidates)
+		return 0;
+	hp = hook_policy(st);
+	if (!hp || row >= KRSI_CLASS_ROWS)
+		return 0;
+	classes_dim(st, hp, dim, row, st->value[0], st->value[1]);
+	return 0;
+}
+
+__noinline __u64 krsi_policy_dim_rules(__u32 dim)
+{
+	struct policy_eval *st = policy_state();
+	struct krsi_dim_policy *d;
+
+	if (!st)
+		return 0;
+	d = dim_policy(hook_policy(st), dim);
+	return d ? d->constrained : 0;
 }
 
 /* FNV-1a, 64 bits: how env names are keyed (src/policy/compile.ts hashes alike). */
@@ -575,6 +606,21 @@ __noinline int krsi_policy_env(__u64 envp)
 		st->flags |= KRSI_REF_CONTEXT_UNKNOWN;
 	}
 	st->matched = sc.matched;
+	return krsi_policy_narrow(KRSI_DIM_ENV);
+}
+
+__noinline int krsi_policy_env_unknown(void)
+{
+	struct policy_eval *st = policy_state();
+	struct krsi_dim_policy *d;
+
+	if (!st || !st->candidates)
+		return 0;
+	d = dim_policy(hook_policy(st), KRSI_DIM_ENV);
+	if (!d || !(d->constrained & st->candidates))
+		return 0;
+	st->matched = d->constrained & ~d->negated;
+	st->flags |= KRSI_REF_CONTEXT_UNKNOWN;
 	return krsi_policy_narrow(KRSI_DIM_ENV);
 }
 

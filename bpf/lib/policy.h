@@ -112,6 +112,9 @@ struct {
  */
 struct krsi_policy_needs {
 	__u32 sha256;			/* take IMA's digest of every executed file */
+	__u32 library_sha256;		/* ... and of every file mapped executable (mmap_exec) */
+	__u32 env_backstop;		/* exec rules on env deny, kill or secureexec: check the new image's environment */
+	__u32 __pad;
 };
 
 struct {
@@ -217,6 +220,12 @@ extern int krsi_policy_ids(void);
 extern int krsi_policy_lineage(__u32 with_binary);
 /* exec: names in the environment the caller passes (a user pointer to envp). */
 extern int krsi_policy_env(__u64 envp);
+/* exec: the environment could not be read entirely: positive env selectors match, as in krsi_policy_env. */
+extern int krsi_policy_env_unknown(void);
+/* Class selector dim (row KRSI_CLASS_*) against st->value[0] (the classes) of generation st->value[1]. */
+extern int krsi_policy_classes(__u32 dim, __u32 row);
+/* Rules of the current generation with a selector on dim. */
+extern __u64 krsi_policy_dim_rules(__u32 dim);
 /* The decision, into st->ref. */
 extern int krsi_policy_decide(void);
 /* 1 to report an event about st->ref, 0 when its rule's rate limit suppresses it. */

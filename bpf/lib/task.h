@@ -25,4 +25,20 @@ static __always_inline void fill_task(struct krsi_task *t)
 	bpf_get_current_comm(t->comm, sizeof(t->comm));
 }
 
+/* The identity of another task than current (a ptrace target). */
+static __always_inline void fill_task_of(struct task_struct *task, struct krsi_task *t)
+{
+	t->pid = BPF_CORE_READ(task, pid);
+	t->tgid = BPF_CORE_READ(task, tgid);
+	t->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	t->uid = BPF_CORE_READ(task, cred, uid.val);
+	t->gid = BPF_CORE_READ(task, cred, gid.val);
+	t->euid = BPF_CORE_READ(task, cred, euid.val);
+	t->egid = BPF_CORE_READ(task, cred, egid.val);
+	t->__pad = 0;
+	t->cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+	t->start_ns = BPF_CORE_READ(task, start_boottime);
+	BPF_CORE_READ_STR_INTO(&t->comm, task, comm);
+}
+
 #endif /* KRSI_TASK_H */

@@ -10,9 +10,15 @@ export const KRSI_ACTION_NONE = 0;
 export const KRSI_ACTION_SECUREEXEC = 5;
 export const KRSI_ARGS_MAX = 4096;
 export const KRSI_ARGV_MAX = 128;
+export const KRSI_BPF_PROG_NAME_LEN = 16;
 export const KRSI_BUS_NAME_MAX = 16;
 export const KRSI_CGROUP_LEVELS_MAX = 16;
 export const KRSI_CLASSES_MAX = 64;
+export const KRSI_CLASS_ANCESTOR = 2;
+export const KRSI_CLASS_BINARY = 0;
+export const KRSI_CLASS_PARENT = 1;
+export const KRSI_CLASS_ROWS = 4;
+export const KRSI_CLASS_TARGET = 3;
 export const KRSI_COMM_LEN = 16;
 export const KRSI_CONNECT_ADDRESS_KNOWN = 1;
 export const KRSI_DEFAULT_ALLOW = 0;
@@ -32,58 +38,103 @@ export const KRSI_DIM_ANCESTOR = 2;
 export const KRSI_DIM_BINARY = 0;
 export const KRSI_DIM_BUS = 15;
 export const KRSI_DIM_CGROUP = 5;
-export const KRSI_DIM_COUNT = 17;
+export const KRSI_DIM_COUNT = 24;
 export const KRSI_DIM_DEVICE = 10;
 export const KRSI_DIM_ENV = 6;
 export const KRSI_DIM_FILE = 7;
+export const KRSI_DIM_FILELESS = 17;
 export const KRSI_DIM_FSTYPE = 8;
 export const KRSI_DIM_GID = 4;
+export const KRSI_DIM_LIBRARY = 19;
 export const KRSI_DIM_LISTS_MAX = 4;
 export const KRSI_DIM_MASK = 31;
 export const KRSI_DIM_MODULE = 11;
+export const KRSI_DIM_NEW_GID = 23;
+export const KRSI_DIM_NEW_UID = 22;
 export const KRSI_DIM_PARENT = 1;
 export const KRSI_DIM_PORT = 13;
+export const KRSI_DIM_PROG_TYPE = 21;
 export const KRSI_DIM_REMOVABLE = 16;
+export const KRSI_DIM_SELF = 18;
 export const KRSI_DIM_SHA256 = 14;
 export const KRSI_DIM_SOURCE = 9;
+export const KRSI_DIM_TARGET = 20;
 export const KRSI_DIM_UID = 3;
 export const KRSI_ENV_MAX = 4096;
+export const KRSI_ENV_NAME_MAX = 64;
+export const KRSI_ENV_RECORD_MAX = 8;
+export const KRSI_ENV_SCAN_MAX = 131072;
+export const KRSI_ENV_VALUE_MAX = 1024;
+export const KRSI_ENV_WATCH_MAX = 16;
+export const KRSI_EVENT_BPF = 18;
 export const KRSI_EVENT_CONNECT = 6;
 export const KRSI_EVENT_EXEC = 1;
 export const KRSI_EVENT_FILE_OPEN = 2;
 export const KRSI_EVENT_FILE_UNLINK = 3;
+export const KRSI_EVENT_HASH_REQUEST = 20;
+export const KRSI_EVENT_MMAP_EXEC = 16;
 export const KRSI_EVENT_MODULE_LOAD = 5;
 export const KRSI_EVENT_MODULE_STATE = 7;
 export const KRSI_EVENT_MOUNT = 4;
+export const KRSI_EVENT_PTRACE = 17;
+export const KRSI_EVENT_SETID = 19;
 export const KRSI_EVENT_TAMPER = 32;
 export const KRSI_EXEC_ARGV_TRUNCATED = 1;
 export const KRSI_EXEC_ARGV_UNREADABLE = 2;
 export const KRSI_EXEC_DATA_MAX = 12544;
+export const KRSI_EXEC_ENV_DATA_MAX = 8704;
+export const KRSI_EXEC_ENV_INCOMPLETE = 64;
+export const KRSI_EXEC_ENV_MISMATCH = 128;
+export const KRSI_EXEC_ENV_READ = 512;
+export const KRSI_EXEC_FILELESS_DELETED = 32;
+export const KRSI_EXEC_FILELESS_MEMFD = 16;
 export const KRSI_EXEC_FILENAME_TRUNCATED = 8;
+export const KRSI_EXEC_HASH_MISSING = 256;
 export const KRSI_EXEC_PATH_UNRESOLVED = 4;
 export const KRSI_FILENAME_MAX = 256;
 export const KRSI_FILE_PATH_UNRESOLVED = 1;
+export const KRSI_FILE_RENAME = 4;
+export const KRSI_FILE_SELF = 2;
 export const KRSI_GEN_SLOTS = 4;
+export const KRSI_HASH_MISSING = 3;
 export const KRSI_HASH_NONE = 0;
+export const KRSI_HASH_REQ_EXEC = 1;
+export const KRSI_HASH_REQ_PATH_UNRESOLVED = 2;
 export const KRSI_HASH_UNAVAILABLE = 2;
 export const KRSI_HASH_VALID = 1;
+export const KRSI_HOOK_BPF = 21;
 export const KRSI_HOOK_BPRM_CHECK = 0;
 export const KRSI_HOOK_BPRM_COMMITTED = 1;
-export const KRSI_HOOK_COUNT = 14;
+export const KRSI_HOOK_COUNT = 24;
+export const KRSI_HOOK_EXEC_ENV = 14;
 export const KRSI_HOOK_EXEC_HASH = 2;
+export const KRSI_HOOK_FILE_MPROTECT = 17;
 export const KRSI_HOOK_FILE_OPEN = 4;
 export const KRSI_HOOK_KERNEL_LOAD_DATA = 8;
 export const KRSI_HOOK_KERNEL_READ_FILE = 7;
+export const KRSI_HOOK_MMAP_FILE = 16;
+export const KRSI_HOOK_MMAP_HASH = 18;
 export const KRSI_HOOK_MODULE_FREED = 13;
 export const KRSI_HOOK_MODULE_HASH = 11;
 export const KRSI_HOOK_MODULE_LOADED = 12;
+export const KRSI_HOOK_PATH_RENAME = 15;
 export const KRSI_HOOK_PATH_UNLINK = 5;
+export const KRSI_HOOK_PTRACE_ACCESS = 19;
+export const KRSI_HOOK_PTRACE_TRACEME = 20;
 export const KRSI_HOOK_SB_KERN_MOUNT = 6;
 export const KRSI_HOOK_SB_MOUNT = 10;
+export const KRSI_HOOK_SETGID = 23;
+export const KRSI_HOOK_SETUID = 22;
 export const KRSI_HOOK_SOCKET_CONNECT = 9;
 export const KRSI_HOOK_TASK_FORK = 3;
 export const KRSI_LIST_STRINGS = 1;
 export const KRSI_LIST_VALUES = 2;
+export const KRSI_MMAP_EXE_UNRESOLVED = 2;
+export const KRSI_MMAP_FROM_MMAP = 1;
+export const KRSI_MMAP_FROM_MPROTECT = 2;
+export const KRSI_MMAP_HASH_MISSING = 8;
+export const KRSI_MMAP_PATH_UNRESOLVED = 1;
+export const KRSI_MMAP_SHA256_KNOWN = 4;
 export const KRSI_MODULE_DATA_MAX = 4352;
 export const KRSI_MODULE_FROM_FILE = 1;
 export const KRSI_MODULE_FROM_MEMORY = 2;
@@ -103,16 +154,23 @@ export const KRSI_MOUNT_REMOVABLE = 32;
 export const KRSI_MOUNT_SOURCE_KNOWN = 1;
 export const KRSI_MOUNT_SOURCE_TRUNCATED = 2;
 export const KRSI_PATH_MAX = 4096;
+export const KRSI_PHOOK_BPF = 9;
 export const KRSI_PHOOK_CLASSES = 6;
 export const KRSI_PHOOK_CONNECT = 5;
-export const KRSI_PHOOK_COUNT = 7;
+export const KRSI_PHOOK_COUNT = 11;
 export const KRSI_PHOOK_EXEC = 0;
 export const KRSI_PHOOK_FILE_OPEN = 1;
 export const KRSI_PHOOK_FILE_UNLINK = 2;
+export const KRSI_PHOOK_MMAP_EXEC = 7;
 export const KRSI_PHOOK_MODULE_LOAD = 4;
 export const KRSI_PHOOK_MOUNT = 3;
+export const KRSI_PHOOK_PTRACE = 8;
+export const KRSI_PHOOK_SETID = 10;
 export const KRSI_PIN_ROOT_MAX = 128;
 export const KRSI_PREFIX_MAX = 255;
+export const KRSI_PTRACE_ATTACH = 1;
+export const KRSI_PTRACE_TARGET_PATH_UNRESOLVED = 1;
+export const KRSI_PTRACE_TRACEME = 2;
 export const KRSI_REF_AUDIT = 4;
 export const KRSI_REF_CONTEXT_UNKNOWN = 32;
 export const KRSI_REF_DEFAULT = 1;
@@ -128,6 +186,8 @@ export const KRSI_RULE_NONE = 255;
 export const KRSI_SELF_LINK = 3;
 export const KRSI_SELF_MAP = 1;
 export const KRSI_SELF_PROG = 2;
+export const KRSI_SETID_GID = 2;
+export const KRSI_SETID_UID = 1;
 export const KRSI_STR_MAX = 256;
 export const KRSI_TAMPER_BPF_LINK = 5;
 export const KRSI_TAMPER_BPF_LOAD = 7;
@@ -307,6 +367,66 @@ export function encodeKrsiPolicyRef(value: KrsiPolicyRef, v = new DataView(new A
   return v;
 }
 
+/** struct krsi_bpf_event (160 bytes) */
+export interface KrsiBpfEvent {
+  hdr: KrsiEventHeader;
+  task: KrsiTask;
+  policy: KrsiPolicyRef;
+  cmd: number;
+  progType: number;
+  attachType: number;
+  insnCnt: number;
+  progFlags: number;
+  attachBtfId: number;
+  progName: Uint8Array;
+}
+
+export const KrsiBpfEventLayout = {
+  name: 'krsi_bpf_event',
+  size: 160,
+  fields: {
+    hdr: { offset: 0, size: 32 },
+    task: { offset: 32, size: 64 },
+    policy: { offset: 96, size: 24 },
+    cmd: { offset: 120, size: 4 },
+    prog_type: { offset: 124, size: 4 },
+    attach_type: { offset: 128, size: 4 },
+    insn_cnt: { offset: 132, size: 4 },
+    prog_flags: { offset: 136, size: 4 },
+    attach_btf_id: { offset: 140, size: 4 },
+    prog_name: { offset: 144, size: 16 },
+  },
+} as const;
+
+export function decodeKrsiBpfEvent(v: DataView, o = 0): KrsiBpfEvent {
+  return {
+    hdr: decodeKrsiEventHeader(v, o + 0),
+    task: decodeKrsiTask(v, o + 32),
+    policy: decodeKrsiPolicyRef(v, o + 96),
+    cmd: v.getUint32(o + 120, true),
+    progType: v.getUint32(o + 124, true),
+    attachType: v.getUint32(o + 128, true),
+    insnCnt: v.getUint32(o + 132, true),
+    progFlags: v.getUint32(o + 136, true),
+    attachBtfId: v.getUint32(o + 140, true),
+    progName: new Uint8Array(v.buffer, v.byteOffset + o + 144, Math.max(0, Math.min(16, v.byteLength - (o + 144)))),
+  };
+}
+
+export function encodeKrsiBpfEvent(value: KrsiBpfEvent, v = new DataView(new ArrayBuffer(160)), o = 0): DataView {
+  encodeKrsiEventHeader(value.hdr, v, o + 0);
+  encodeKrsiTask(value.task, v, o + 32);
+  encodeKrsiPolicyRef(value.policy, v, o + 96);
+  v.setUint32(o + 120, value.cmd, true);
+  v.setUint32(o + 124, value.progType, true);
+  v.setUint32(o + 128, value.attachType, true);
+  v.setUint32(o + 132, value.insnCnt, true);
+  v.setUint32(o + 136, value.progFlags, true);
+  v.setUint32(o + 140, value.attachBtfId, true);
+  new Uint8Array(v.buffer, v.byteOffset + o + 144, 16).set(value.progName.subarray(0, 16));
+  return v;
+}
+
 /** struct krsi_connect_event (152 bytes) */
 export interface KrsiConnectEvent {
   hdr: KrsiEventHeader;
@@ -361,6 +481,42 @@ export function encodeKrsiConnectEvent(value: KrsiConnectEvent, v = new DataView
   v.setUint16(o + 140, value.type, true);
   v.setUint16(o + 142, value.protocol, true);
   v.setUint32(o + 144, value.flags, true);
+  return v;
+}
+
+/** struct krsi_content_hash (48 bytes) */
+export interface KrsiContentHash {
+  sha256: Uint8Array;
+  ctimeSec: bigint;
+  ctimeNsec: number;
+  generation: number;
+}
+
+export const KrsiContentHashLayout = {
+  name: 'krsi_content_hash',
+  size: 48,
+  fields: {
+    sha256: { offset: 0, size: 32 },
+    ctime_sec: { offset: 32, size: 8 },
+    ctime_nsec: { offset: 40, size: 4 },
+    generation: { offset: 44, size: 4 },
+  },
+} as const;
+
+export function decodeKrsiContentHash(v: DataView, o = 0): KrsiContentHash {
+  return {
+    sha256: new Uint8Array(v.buffer, v.byteOffset + o + 0, 32),
+    ctimeSec: v.getBigInt64(o + 32, true),
+    ctimeNsec: v.getUint32(o + 40, true),
+    generation: v.getUint32(o + 44, true),
+  };
+}
+
+export function encodeKrsiContentHash(value: KrsiContentHash, v = new DataView(new ArrayBuffer(48)), o = 0): DataView {
+  new Uint8Array(v.buffer, v.byteOffset + o + 0, 32).set(value.sha256.subarray(0, 32));
+  v.setBigInt64(o + 32, value.ctimeSec, true);
+  v.setUint32(o + 40, value.ctimeNsec, true);
+  v.setUint32(o + 44, value.generation, true);
   return v;
 }
 
@@ -464,7 +620,39 @@ export function encodeKrsiDimPolicy(value: KrsiDimPolicy, v = new DataView(new A
   return v;
 }
 
-/** struct krsi_exec_event (12696 bytes) */
+/** struct krsi_env_name (72 bytes) */
+export interface KrsiEnvName {
+  len: number;
+  index: number;
+  name: Uint8Array;
+}
+
+export const KrsiEnvNameLayout = {
+  name: 'krsi_env_name',
+  size: 72,
+  fields: {
+    len: { offset: 0, size: 4 },
+    index: { offset: 4, size: 4 },
+    name: { offset: 8, size: 64 },
+  },
+} as const;
+
+export function decodeKrsiEnvName(v: DataView, o = 0): KrsiEnvName {
+  return {
+    len: v.getUint32(o + 0, true),
+    index: v.getUint32(o + 4, true),
+    name: new Uint8Array(v.buffer, v.byteOffset + o + 8, Math.max(0, Math.min(64, v.byteLength - (o + 8)))),
+  };
+}
+
+export function encodeKrsiEnvName(value: KrsiEnvName, v = new DataView(new ArrayBuffer(72)), o = 0): DataView {
+  v.setUint32(o + 0, value.len, true);
+  v.setUint32(o + 4, value.index, true);
+  new Uint8Array(v.buffer, v.byteOffset + o + 8, 64).set(value.name.subarray(0, 64));
+  return v;
+}
+
+/** struct krsi_exec_event (21400 bytes) */
 export interface KrsiExecEvent {
   hdr: KrsiEventHeader;
   task: KrsiTask;
@@ -477,12 +665,15 @@ export interface KrsiExecEvent {
   filenameLen: number;
   argsLen: number;
   argsCount: number;
+  envLen: number;
+  envCount: number;
+  envTruncated: number;
   data: Uint8Array;
 }
 
 export const KrsiExecEventLayout = {
   name: 'krsi_exec_event',
-  size: 12696,
+  size: 21400,
   fields: {
     hdr: { offset: 0, size: 32 },
     task: { offset: 32, size: 64 },
@@ -495,8 +686,10 @@ export const KrsiExecEventLayout = {
     filename_len: { offset: 142, size: 2 },
     args_len: { offset: 144, size: 2 },
     args_count: { offset: 146, size: 2 },
-    __pad: { offset: 148, size: 4 },
-    data: { offset: 152, size: 12544 },
+    env_len: { offset: 148, size: 2 },
+    env_count: { offset: 150, size: 1 },
+    env_truncated: { offset: 151, size: 1 },
+    data: { offset: 152, size: 21248 },
   },
 } as const;
 
@@ -513,11 +706,14 @@ export function decodeKrsiExecEvent(v: DataView, o = 0): KrsiExecEvent {
     filenameLen: v.getUint16(o + 142, true),
     argsLen: v.getUint16(o + 144, true),
     argsCount: v.getUint16(o + 146, true),
-    data: new Uint8Array(v.buffer, v.byteOffset + o + 152, Math.max(0, Math.min(12544, v.byteLength - (o + 152)))),
+    envLen: v.getUint16(o + 148, true),
+    envCount: v.getUint8(o + 150),
+    envTruncated: v.getUint8(o + 151),
+    data: new Uint8Array(v.buffer, v.byteOffset + o + 152, Math.max(0, Math.min(21248, v.byteLength - (o + 152)))),
   };
 }
 
-export function encodeKrsiExecEvent(value: KrsiExecEvent, v = new DataView(new ArrayBuffer(12696)), o = 0): DataView {
+export function encodeKrsiExecEvent(value: KrsiExecEvent, v = new DataView(new ArrayBuffer(21400)), o = 0): DataView {
   encodeKrsiEventHeader(value.hdr, v, o + 0);
   encodeKrsiTask(value.task, v, o + 32);
   encodeKrsiPolicyRef(value.policy, v, o + 96);
@@ -529,7 +725,10 @@ export function encodeKrsiExecEvent(value: KrsiExecEvent, v = new DataView(new A
   v.setUint16(o + 142, value.filenameLen, true);
   v.setUint16(o + 144, value.argsLen, true);
   v.setUint16(o + 146, value.argsCount, true);
-  new Uint8Array(v.buffer, v.byteOffset + o + 152, 12544).set(value.data.subarray(0, 12544));
+  v.setUint16(o + 148, value.envLen, true);
+  v.setUint8(o + 150, value.envCount);
+  v.setUint8(o + 151, value.envTruncated);
+  new Uint8Array(v.buffer, v.byteOffset + o + 152, 21248).set(value.data.subarray(0, 21248));
   return v;
 }
 
@@ -593,6 +792,71 @@ export function encodeKrsiFileEvent(value: KrsiFileEvent, v = new DataView(new A
   return v;
 }
 
+/** struct krsi_hash_request (4176 bytes) */
+export interface KrsiHashRequest {
+  hdr: KrsiEventHeader;
+  ino: bigint;
+  dev: number;
+  tgid: number;
+  startNs: bigint;
+  ctimeSec: bigint;
+  ctimeNsec: number;
+  generation: number;
+  flags: number;
+  pathLen: number;
+  path: Uint8Array;
+}
+
+export const KrsiHashRequestLayout = {
+  name: 'krsi_hash_request',
+  size: 4176,
+  fields: {
+    hdr: { offset: 0, size: 32 },
+    ino: { offset: 32, size: 8 },
+    dev: { offset: 40, size: 4 },
+    tgid: { offset: 44, size: 4 },
+    start_ns: { offset: 48, size: 8 },
+    ctime_sec: { offset: 56, size: 8 },
+    ctime_nsec: { offset: 64, size: 4 },
+    generation: { offset: 68, size: 4 },
+    flags: { offset: 72, size: 4 },
+    path_len: { offset: 76, size: 2 },
+    __pad: { offset: 78, size: 2 },
+    path: { offset: 80, size: 4096 },
+  },
+} as const;
+
+export function decodeKrsiHashRequest(v: DataView, o = 0): KrsiHashRequest {
+  return {
+    hdr: decodeKrsiEventHeader(v, o + 0),
+    ino: v.getBigUint64(o + 32, true),
+    dev: v.getUint32(o + 40, true),
+    tgid: v.getUint32(o + 44, true),
+    startNs: v.getBigUint64(o + 48, true),
+    ctimeSec: v.getBigInt64(o + 56, true),
+    ctimeNsec: v.getUint32(o + 64, true),
+    generation: v.getUint32(o + 68, true),
+    flags: v.getUint32(o + 72, true),
+    pathLen: v.getUint16(o + 76, true),
+    path: new Uint8Array(v.buffer, v.byteOffset + o + 80, Math.max(0, Math.min(4096, v.byteLength - (o + 80)))),
+  };
+}
+
+export function encodeKrsiHashRequest(value: KrsiHashRequest, v = new DataView(new ArrayBuffer(4176)), o = 0): DataView {
+  encodeKrsiEventHeader(value.hdr, v, o + 0);
+  v.setBigUint64(o + 32, value.ino, true);
+  v.setUint32(o + 40, value.dev, true);
+  v.setUint32(o + 44, value.tgid, true);
+  v.setBigUint64(o + 48, value.startNs, true);
+  v.setBigInt64(o + 56, value.ctimeSec, true);
+  v.setUint32(o + 64, value.ctimeNsec, true);
+  v.setUint32(o + 68, value.generation, true);
+  v.setUint32(o + 72, value.flags, true);
+  v.setUint16(o + 76, value.pathLen, true);
+  new Uint8Array(v.buffer, v.byteOffset + o + 80, 4096).set(value.path.subarray(0, 4096));
+  return v;
+}
+
 /** struct krsi_rate_limit (8 bytes) */
 export interface KrsiRateLimit {
   events: number;
@@ -621,7 +885,7 @@ export function encodeKrsiRateLimit(value: KrsiRateLimit, v = new DataView(new A
   return v;
 }
 
-/** struct krsi_hook_policy (3624 bytes) */
+/** struct krsi_hook_policy (4752 bytes) */
 export interface KrsiHookPolicy {
   generation: bigint;
   rules: bigint;
@@ -641,7 +905,7 @@ export interface KrsiHookPolicy {
 
 export const KrsiHookPolicyLayout = {
   name: 'krsi_hook_policy',
-  size: 3624,
+  size: 4752,
   fields: {
     generation: { offset: 0, size: 8 },
     rules: { offset: 8, size: 8 },
@@ -654,9 +918,9 @@ export const KrsiHookPolicyLayout = {
     after_lock: { offset: 64, size: 8 },
     default_action: { offset: 72, size: 4 },
     dims: { offset: 76, size: 4 },
-    dim: { offset: 80, size: 1496 },
-    class_rules: { offset: 1576, size: 1536 },
-    rate: { offset: 3112, size: 512 },
+    dim: { offset: 80, size: 2112 },
+    class_rules: { offset: 2192, size: 2048 },
+    rate: { offset: 4240, size: 512 },
   },
 } as const;
 
@@ -673,13 +937,13 @@ export function decodeKrsiHookPolicy(v: DataView, o = 0): KrsiHookPolicy {
     afterLock: v.getBigUint64(o + 64, true),
     defaultAction: v.getUint32(o + 72, true),
     dims: v.getUint32(o + 76, true),
-    dim: Array.from({ length: 17 }, (_, i6) => decodeKrsiDimPolicy(v, o + 80 + i6 * 88)),
-    classRules: Array.from({ length: 3 }, (_, i8) => Array.from({ length: 64 }, (_, i19) => v.getBigUint64(o + 1576 + i8 * 512 + i19 * 8, true))),
-    rate: Array.from({ length: 64 }, (_, i8) => decodeKrsiRateLimit(v, o + 3112 + i8 * 8)),
+    dim: Array.from({ length: 24 }, (_, i6) => decodeKrsiDimPolicy(v, o + 80 + i6 * 88)),
+    classRules: Array.from({ length: 4 }, (_, i8) => Array.from({ length: 64 }, (_, i19) => v.getBigUint64(o + 2192 + i8 * 512 + i19 * 8, true))),
+    rate: Array.from({ length: 64 }, (_, i8) => decodeKrsiRateLimit(v, o + 4240 + i8 * 8)),
   };
 }
 
-export function encodeKrsiHookPolicy(value: KrsiHookPolicy, v = new DataView(new ArrayBuffer(3624)), o = 0): DataView {
+export function encodeKrsiHookPolicy(value: KrsiHookPolicy, v = new DataView(new ArrayBuffer(4752)), o = 0): DataView {
   v.setBigUint64(o + 0, value.generation, true);
   v.setBigUint64(o + 8, value.rules, true);
   v.setBigUint64(o + 16, value.audit, true);
@@ -691,9 +955,9 @@ export function encodeKrsiHookPolicy(value: KrsiHookPolicy, v = new DataView(new
   v.setBigUint64(o + 64, value.afterLock, true);
   v.setUint32(o + 72, value.defaultAction, true);
   v.setUint32(o + 76, value.dims, true);
-  value.dim.slice(0, 17).forEach((xi6, i6) => { encodeKrsiDimPolicy(xi6, v, o + 80 + i6 * 88); });
-  value.classRules.slice(0, 3).forEach((xi8, i8) => { xi8.slice(0, 64).forEach((xi19, i19) => { v.setBigUint64(o + 1576 + i8 * 512 + i19 * 8, xi19, true); }); });
-  value.rate.slice(0, 64).forEach((xi8, i8) => { encodeKrsiRateLimit(xi8, v, o + 3112 + i8 * 8); });
+  value.dim.slice(0, 24).forEach((xi6, i6) => { encodeKrsiDimPolicy(xi6, v, o + 80 + i6 * 88); });
+  value.classRules.slice(0, 4).forEach((xi8, i8) => { xi8.slice(0, 64).forEach((xi19, i19) => { v.setBigUint64(o + 2192 + i8 * 512 + i19 * 8, xi19, true); }); });
+  value.rate.slice(0, 64).forEach((xi8, i8) => { encodeKrsiRateLimit(xi8, v, o + 4240 + i8 * 8); });
   return v;
 }
 
@@ -734,6 +998,35 @@ export function encodeKrsiHookStats(value: KrsiHookStats, v = new DataView(new A
   v.setBigUint64(o + 16, value.emitted, true);
   v.setBigUint64(o + 24, value.dropped, true);
   v.setBigUint64(o + 32, value.rateLimited, true);
+  return v;
+}
+
+/** struct krsi_inode_key (16 bytes) */
+export interface KrsiInodeKey {
+  ino: bigint;
+  dev: number;
+}
+
+export const KrsiInodeKeyLayout = {
+  name: 'krsi_inode_key',
+  size: 16,
+  fields: {
+    ino: { offset: 0, size: 8 },
+    dev: { offset: 8, size: 4 },
+    __pad: { offset: 12, size: 4 },
+  },
+} as const;
+
+export function decodeKrsiInodeKey(v: DataView, o = 0): KrsiInodeKey {
+  return {
+    ino: v.getBigUint64(o + 0, true),
+    dev: v.getUint32(o + 8, true),
+  };
+}
+
+export function encodeKrsiInodeKey(value: KrsiInodeKey, v = new DataView(new ArrayBuffer(16)), o = 0): DataView {
+  v.setBigUint64(o + 0, value.ino, true);
+  v.setUint32(o + 8, value.dev, true);
   return v;
 }
 
@@ -782,6 +1075,88 @@ export function decodeKrsiLockPoint(v: DataView, o = 0): KrsiLockPoint {
 
 export function encodeKrsiLockPoint(value: KrsiLockPoint, v = new DataView(new ArrayBuffer(8)), o = 0): DataView {
   v.setBigUint64(o + 0, value.reachedNs, true);
+  return v;
+}
+
+/** struct krsi_mmap_event (8392 bytes) */
+export interface KrsiMmapEvent {
+  hdr: KrsiEventHeader;
+  task: KrsiTask;
+  policy: KrsiPolicyRef;
+  ino: bigint;
+  dev: number;
+  prot: number;
+  mmapFlags: number;
+  source: number;
+  exeIno: bigint;
+  exeDev: number;
+  flags: number;
+  pathLen: number;
+  exePathLen: number;
+  sha256: Uint8Array;
+  data: Uint8Array;
+}
+
+export const KrsiMmapEventLayout = {
+  name: 'krsi_mmap_event',
+  size: 8392,
+  fields: {
+    hdr: { offset: 0, size: 32 },
+    task: { offset: 32, size: 64 },
+    policy: { offset: 96, size: 24 },
+    ino: { offset: 120, size: 8 },
+    dev: { offset: 128, size: 4 },
+    prot: { offset: 132, size: 4 },
+    mmap_flags: { offset: 136, size: 4 },
+    source: { offset: 140, size: 4 },
+    exe_ino: { offset: 144, size: 8 },
+    exe_dev: { offset: 152, size: 4 },
+    flags: { offset: 156, size: 2 },
+    path_len: { offset: 158, size: 2 },
+    exe_path_len: { offset: 160, size: 2 },
+    __pad: { offset: 162, size: 2 },
+    __pad2: { offset: 164, size: 4 },
+    sha256: { offset: 168, size: 32 },
+    data: { offset: 200, size: 8192 },
+  },
+} as const;
+
+export function decodeKrsiMmapEvent(v: DataView, o = 0): KrsiMmapEvent {
+  return {
+    hdr: decodeKrsiEventHeader(v, o + 0),
+    task: decodeKrsiTask(v, o + 32),
+    policy: decodeKrsiPolicyRef(v, o + 96),
+    ino: v.getBigUint64(o + 120, true),
+    dev: v.getUint32(o + 128, true),
+    prot: v.getUint32(o + 132, true),
+    mmapFlags: v.getUint32(o + 136, true),
+    source: v.getUint32(o + 140, true),
+    exeIno: v.getBigUint64(o + 144, true),
+    exeDev: v.getUint32(o + 152, true),
+    flags: v.getUint16(o + 156, true),
+    pathLen: v.getUint16(o + 158, true),
+    exePathLen: v.getUint16(o + 160, true),
+    sha256: new Uint8Array(v.buffer, v.byteOffset + o + 168, 32),
+    data: new Uint8Array(v.buffer, v.byteOffset + o + 200, Math.max(0, Math.min(8192, v.byteLength - (o + 200)))),
+  };
+}
+
+export function encodeKrsiMmapEvent(value: KrsiMmapEvent, v = new DataView(new ArrayBuffer(8392)), o = 0): DataView {
+  encodeKrsiEventHeader(value.hdr, v, o + 0);
+  encodeKrsiTask(value.task, v, o + 32);
+  encodeKrsiPolicyRef(value.policy, v, o + 96);
+  v.setBigUint64(o + 120, value.ino, true);
+  v.setUint32(o + 128, value.dev, true);
+  v.setUint32(o + 132, value.prot, true);
+  v.setUint32(o + 136, value.mmapFlags, true);
+  v.setUint32(o + 140, value.source, true);
+  v.setBigUint64(o + 144, value.exeIno, true);
+  v.setUint32(o + 152, value.exeDev, true);
+  v.setUint16(o + 156, value.flags, true);
+  v.setUint16(o + 158, value.pathLen, true);
+  v.setUint16(o + 160, value.exePathLen, true);
+  new Uint8Array(v.buffer, v.byteOffset + o + 168, 32).set(value.sha256.subarray(0, 32));
+  new Uint8Array(v.buffer, v.byteOffset + o + 200, 8192).set(value.data.subarray(0, 8192));
   return v;
 }
 
@@ -1024,27 +1399,36 @@ export function encodeKrsiPolicyActive(value: KrsiPolicyActive, v = new DataView
   return v;
 }
 
-/** struct krsi_policy_needs (4 bytes) */
+/** struct krsi_policy_needs (16 bytes) */
 export interface KrsiPolicyNeeds {
   sha256: number;
+  librarySha256: number;
+  envBackstop: number;
 }
 
 export const KrsiPolicyNeedsLayout = {
   name: 'krsi_policy_needs',
-  size: 4,
+  size: 16,
   fields: {
     sha256: { offset: 0, size: 4 },
+    library_sha256: { offset: 4, size: 4 },
+    env_backstop: { offset: 8, size: 4 },
+    __pad: { offset: 12, size: 4 },
   },
 } as const;
 
 export function decodeKrsiPolicyNeeds(v: DataView, o = 0): KrsiPolicyNeeds {
   return {
     sha256: v.getUint32(o + 0, true),
+    librarySha256: v.getUint32(o + 4, true),
+    envBackstop: v.getUint32(o + 8, true),
   };
 }
 
-export function encodeKrsiPolicyNeeds(value: KrsiPolicyNeeds, v = new DataView(new ArrayBuffer(4)), o = 0): DataView {
+export function encodeKrsiPolicyNeeds(value: KrsiPolicyNeeds, v = new DataView(new ArrayBuffer(16)), o = 0): DataView {
   v.setUint32(o + 0, value.sha256, true);
+  v.setUint32(o + 4, value.librarySha256, true);
+  v.setUint32(o + 8, value.envBackstop, true);
   return v;
 }
 
@@ -1077,6 +1461,70 @@ export function encodeKrsiPrefixKey(value: KrsiPrefixKey, v = new DataView(new A
   v.setUint32(o + 0, value.prefixlen, true);
   v.setUint8(o + 4, value.table);
   new Uint8Array(v.buffer, v.byteOffset + o + 5, 255).set(value.s.subarray(0, 255));
+  return v;
+}
+
+/** struct krsi_ptrace_event (4304 bytes) */
+export interface KrsiPtraceEvent {
+  hdr: KrsiEventHeader;
+  task: KrsiTask;
+  policy: KrsiPolicyRef;
+  target: KrsiTask;
+  targetIno: bigint;
+  targetDev: number;
+  request: number;
+  mode: number;
+  flags: number;
+  pathLen: number;
+  data: Uint8Array;
+}
+
+export const KrsiPtraceEventLayout = {
+  name: 'krsi_ptrace_event',
+  size: 4304,
+  fields: {
+    hdr: { offset: 0, size: 32 },
+    task: { offset: 32, size: 64 },
+    policy: { offset: 96, size: 24 },
+    target: { offset: 120, size: 64 },
+    target_ino: { offset: 184, size: 8 },
+    target_dev: { offset: 192, size: 4 },
+    request: { offset: 196, size: 4 },
+    mode: { offset: 200, size: 4 },
+    flags: { offset: 204, size: 2 },
+    path_len: { offset: 206, size: 2 },
+    data: { offset: 208, size: 4096 },
+  },
+} as const;
+
+export function decodeKrsiPtraceEvent(v: DataView, o = 0): KrsiPtraceEvent {
+  return {
+    hdr: decodeKrsiEventHeader(v, o + 0),
+    task: decodeKrsiTask(v, o + 32),
+    policy: decodeKrsiPolicyRef(v, o + 96),
+    target: decodeKrsiTask(v, o + 120),
+    targetIno: v.getBigUint64(o + 184, true),
+    targetDev: v.getUint32(o + 192, true),
+    request: v.getUint32(o + 196, true),
+    mode: v.getUint32(o + 200, true),
+    flags: v.getUint16(o + 204, true),
+    pathLen: v.getUint16(o + 206, true),
+    data: new Uint8Array(v.buffer, v.byteOffset + o + 208, Math.max(0, Math.min(4096, v.byteLength - (o + 208)))),
+  };
+}
+
+export function encodeKrsiPtraceEvent(value: KrsiPtraceEvent, v = new DataView(new ArrayBuffer(4304)), o = 0): DataView {
+  encodeKrsiEventHeader(value.hdr, v, o + 0);
+  encodeKrsiTask(value.task, v, o + 32);
+  encodeKrsiPolicyRef(value.policy, v, o + 96);
+  encodeKrsiTask(value.target, v, o + 120);
+  v.setBigUint64(o + 184, value.targetIno, true);
+  v.setUint32(o + 192, value.targetDev, true);
+  v.setUint32(o + 196, value.request, true);
+  v.setUint32(o + 200, value.mode, true);
+  v.setUint16(o + 204, value.flags, true);
+  v.setUint16(o + 206, value.pathLen, true);
+  new Uint8Array(v.buffer, v.byteOffset + o + 208, 4096).set(value.data.subarray(0, 4096));
   return v;
 }
 
@@ -1149,6 +1597,62 @@ export function encodeKrsiSelfState(value: KrsiSelfState, v = new DataView(new A
   v.setUint32(o + 12, value.pinRootLen, true);
   value.pinDirIno.slice(0, 3).forEach((xi6, i6) => { v.setBigUint64(o + 16 + i6 * 8, xi6, true); });
   new Uint8Array(v.buffer, v.byteOffset + o + 40, 128).set(value.pinRoot.subarray(0, 128));
+  return v;
+}
+
+/** struct krsi_setid_event (192 bytes) */
+export interface KrsiSetidEvent {
+  hdr: KrsiEventHeader;
+  task: KrsiTask;
+  policy: KrsiPolicyRef;
+  kind: number;
+  flags: number;
+  oldUids: number[];
+  newUids: number[];
+  oldGids: number[];
+  newGids: number[];
+}
+
+export const KrsiSetidEventLayout = {
+  name: 'krsi_setid_event',
+  size: 192,
+  fields: {
+    hdr: { offset: 0, size: 32 },
+    task: { offset: 32, size: 64 },
+    policy: { offset: 96, size: 24 },
+    kind: { offset: 120, size: 4 },
+    flags: { offset: 124, size: 4 },
+    old_uids: { offset: 128, size: 16 },
+    new_uids: { offset: 144, size: 16 },
+    old_gids: { offset: 160, size: 16 },
+    new_gids: { offset: 176, size: 16 },
+  },
+} as const;
+
+export function decodeKrsiSetidEvent(v: DataView, o = 0): KrsiSetidEvent {
+  return {
+    hdr: decodeKrsiEventHeader(v, o + 0),
+    task: decodeKrsiTask(v, o + 32),
+    policy: decodeKrsiPolicyRef(v, o + 96),
+    kind: v.getUint32(o + 120, true),
+    flags: v.getUint32(o + 124, true),
+    oldUids: Array.from({ length: 4 }, (_, i7) => v.getUint32(o + 128 + i7 * 4, true)),
+    newUids: Array.from({ length: 4 }, (_, i7) => v.getUint32(o + 144 + i7 * 4, true)),
+    oldGids: Array.from({ length: 4 }, (_, i7) => v.getUint32(o + 160 + i7 * 4, true)),
+    newGids: Array.from({ length: 4 }, (_, i7) => v.getUint32(o + 176 + i7 * 4, true)),
+  };
+}
+
+export function encodeKrsiSetidEvent(value: KrsiSetidEvent, v = new DataView(new ArrayBuffer(192)), o = 0): DataView {
+  encodeKrsiEventHeader(value.hdr, v, o + 0);
+  encodeKrsiTask(value.task, v, o + 32);
+  encodeKrsiPolicyRef(value.policy, v, o + 96);
+  v.setUint32(o + 120, value.kind, true);
+  v.setUint32(o + 124, value.flags, true);
+  value.oldUids.slice(0, 4).forEach((xi7, i7) => { v.setUint32(o + 128 + i7 * 4, xi7, true); });
+  value.newUids.slice(0, 4).forEach((xi7, i7) => { v.setUint32(o + 144 + i7 * 4, xi7, true); });
+  value.oldGids.slice(0, 4).forEach((xi7, i7) => { v.setUint32(o + 160 + i7 * 4, xi7, true); });
+  value.newGids.slice(0, 4).forEach((xi7, i7) => { v.setUint32(o + 176 + i7 * 4, xi7, true); });
   return v;
 }
 

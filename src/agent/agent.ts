@@ -5,6 +5,7 @@ import { release } from 'node:os';
 import { dirname, join } from 'node:path';
 import {
   KRSI_ARGS_MAX,
+  KRSI_EVENT_HASH_REQUEST,
   KrsiHookStatsLayout,
   decodeKrsiHookStats,
 } from '../abi/generated.js';
@@ -45,6 +46,8 @@ import { KRSI_EVENT_MODULE_STATE } from '../abi/generated.js';
 import { decodeModuleStateRecord } from '../events/module.js';
 import { lockPointState, reachLockPoint, type LockPointState } from './lock-point.js';
 import { ModuleWatch } from './module-watch.js';
+import { ContentHasher, kernelHasImaFileHash } from './content-hasher.js';
+import { DEFAULT_ENV_RECORD, checkEnvRecordNames, watchEnvNames, writeEnvRecord } from './env-record.js';
 
 export interface AgentOptions {
   /** The BPF object to load; build/bpf/krsi.bpf.o by default. */
@@ -89,6 +92,14 @@ export interface AgentOptions {
    * agent's BPF objects, its pins (default: on). Stop it with `krsi stop`.
    */
   protect?: boolean;
+  /** Environment variables whose values exec events carry (LD_PRELOAD, LD_AUDIT, LD_LIBRARY_PATH by default; [] for none). */
+  envRecord?: readonly string[];
+  /**
+   * sha256 digests from IMA in the kernel (true), or from the agent (false:
+   * the fallback for kernels without bpf_ima_file_hash). Default: IMA when
+   * the kernel has it.
+   */
+  ima?: boolean;
 }
 
 export const DEFAULT_LISTS_PATH = '/var/lib/krsi/lists.json';
@@ -117,6 +128,9 @@ export class Agent implements AgentControl {
   private readonly decodeContext: DecodeContext;
   private readonly startedAt = Date.now();
   private readonly reactions: ReactionEngine;
+  private readonly hasher: ContentHasher;
+  /** Whether digests come from IMA (true) or from this agent (false). */
+  ima = true;
   private readonly handlers = new Map<string, Set<(event: KrsiEvent) => unknown>>();
   private links: Array<{ program: string; link: BpfLink }> = [];
   private adopted = false;
@@ -157,6 +171,10 @@ export class Agent implements AgentControl {
         setImmediate(() => this.store.save());
         return change;
       },
+      emit: (event) => this.deliver(event),
+    });
+    this.hasher = new ContentHasher(object.map('content_hashes'), {
+      decide: (facts) => this.explain(facts),
       emit: (event) => this.deliver(event),
     });
   }
@@ -205,6 +223,10 @@ export class Agent implements AgentControl {
     try {
       object.setGlobal('cfg_emit_allowed', u32(opts.emitAllowed === false ? 0 : 1));
       object.setGlobal('cfg_args_max', u32(argsMax));
+      const envRecord = checkEnvRecordNames(opts.envRecord ?? DEFAULT_ENV_RECORD);
+      object.setGlobal('cfg_env_record', u32(envRecord.length > 0 ? 1 : 0));
+      agent.ima = opts.ima ?? (await kernelHasImaFileHash());
+      object.setGlobal('cfg_ima', u32(agent.ima ? 1 : 0));
       if (opts.eventsRingBytes !== undefined) object.map('events').setMaxEntries(opts.eventsRingBytes);
       if (opts.decisionsRingBytes !== undefined) object.map('decisions').setMaxEntries(opts.decisionsRingBytes);
       // An earlier agent's state: the same maps, so the same policy in force.
@@ -223,6 +245,8 @@ export class Agent implements AgentControl {
         agent.detectLock();
       }
       else if (prior) agent.generation = prior.generation; // numbers keep growing
+      writeEnvRecord(object.map('env_record'), envRecord);
+      log.info({ envRecord, digests: agent.ima ? 'ima' : 'agent' }, 'exec environment and content digests');
       agent.kernelLists.syncAll(store);
       // Records the kernel wrote while no agent ran are consumed first.
       agent.accounting.baseline(object.map('ring_seq'), agent.adopted);
@@ -390,6 +414,7 @@ export class Agent implements AgentControl {
       // that exec'd or forked meanwhile under the old one.
       seedClasses(this.object.map('task_ctx'), generation, compiled.classes, this.listMembership(), compiled.needsSha256);
     }
+    watchEnvNames(this.object.map('env_watch'), compiled.envNames);
     const timing = await this.policyMaps.install(compiled);
     this.generations.add(compiled);
     this.generation = generation;
@@ -564,6 +589,11 @@ export class Agent implements AgentControl {
     this.clock.resync();
     for (const record of splitBatch(batch, count)) {
       this.receivedCount++;
+      // Not an event: the kernel asks for a file's digest (no IMA).
+      if (record.view.byteLength >= 2 && record.view.getUint16(0, true) === KRSI_EVENT_HASH_REQUEST) {
+        this.hasher.onRecord(record.view);
+        continue;
+      }
       let event: KrsiEvent;
       let kernelNs: bigint;
       try {

@@ -21,6 +21,7 @@ import {
   encodeKrsiHookPolicy,
   encodeKrsiNetKey,
   encodeKrsiPolicyActive,
+  decodeKrsiPolicyNeeds,
   encodeKrsiPolicyNeeds,
   encodeKrsiPrefixKey,
   encodeKrsiStrKey,
@@ -156,12 +157,18 @@ export class PolicyMaps {
       }
       const filled = performance.now();
       for (const { spec, map } of created) this.object.map(spec.outer).setInnerMap(u32(slot), map);
+      // What the new generation needs is in place before the switch; what
+      // only the old one needed goes after it.
       const needs = this.object.map('policy_needs');
-      if (gen.needsSha256) needs.update(u32(0), bytesOf(encodeKrsiPolicyNeeds({ sha256: 1 })));
+      const want = { sha256: gen.needsSha256 ? 1 : 0, librarySha256: gen.needsLibrarySha256 ? 1 : 0, envBackstop: gen.envBackstop ? 1 : 0 };
+      const old = needs.lookup(u32(0));
+      const had = old ? decodeKrsiPolicyNeeds(new DataView(old.buffer, old.byteOffset, old.byteLength)) : { sha256: 0, librarySha256: 0, envBackstop: 0 };
+      const union = { sha256: want.sha256 | had.sha256, librarySha256: want.librarySha256 | had.librarySha256, envBackstop: want.envBackstop | had.envBackstop };
+      needs.update(u32(0), bytesOf(encodeKrsiPolicyNeeds(union)));
       // The switch.
       this.object.map('policy_active').update(u32(0), bytesOf(encodeKrsiPolicyActive({ slot })));
       const switched = performance.now();
-      if (!gen.needsSha256) needs.update(u32(0), bytesOf(encodeKrsiPolicyNeeds({ sha256: 0 })));
+      needs.update(u32(0), bytesOf(encodeKrsiPolicyNeeds(want)));
       this.retiredAt.set(current, Date.now());
       return { slot, fillMs: filled - started, switchMs: switched - filled, entries };
     } finally {

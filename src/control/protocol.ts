@@ -13,6 +13,7 @@
 //
 // This module has the schemas of every method's params and result; the
 // server parses params with them, the client parses results with them.
+import { BPF_PROG_TYPES, progTypeNumber } from '../policy/bpf-prog-types.js';
 import { z } from 'zod';
 import type { AgentStatus, ApplyResult, ListChange, ListView, LoadedPolicySource } from '../agent/control-api.js';
 import type { BinaryFacts, Decision, EventFacts } from '../policy/evaluate.js';
@@ -133,6 +134,16 @@ const EventFactsObject = z
       .refine((s) => !s.includes('/') && parseCidr(s) !== null, 'an IPv4 or IPv6 address')
       .optional(),
     port: z.number().int().min(0).max(65535).optional(),
+    fileless: z.boolean().optional(),
+    self: z.boolean().optional(),
+    library: BinaryFactsSchema.optional(),
+    target: BinaryFactsSchema.optional(),
+    prog_type: z
+      .union([z.enum(BPF_PROG_TYPES).transform((n) => progTypeNumber(n)), z.number().int().min(0).max(0xffff_ffff)])
+      .optional()
+      .describe('a program type by name (kprobe, lsm, ...) or number'),
+    new_uid: u32.optional(),
+    new_gid: u32.optional(),
   })
   .strict();
 

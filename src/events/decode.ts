@@ -13,6 +13,10 @@ import {
   KRSI_EVENT_MODULE_LOAD,
   KRSI_EVENT_MOUNT,
   KRSI_EVENT_TAMPER,
+  KRSI_EVENT_MMAP_EXEC,
+  KRSI_EVENT_PTRACE,
+  KRSI_EVENT_BPF,
+  KRSI_EVENT_SETID,
   KrsiEventHeaderLayout,
   decodeKrsiEventHeader,
 } from '../abi/generated.js';
@@ -24,6 +28,10 @@ import { decodeFileOpenRecord, decodeFileUnlinkRecord } from './file.js';
 import { decodeModuleRecord } from './module.js';
 import { decodeMountRecord } from './mount.js';
 import { decodeTamperRecord } from './tamper.js';
+import { decodeMmapRecord } from './mmap.js';
+import { decodePtraceRecord } from './ptrace.js';
+import { decodeBpfRecord } from './bpf.js';
+import { decodeSetidRecord } from './setid.js';
 import type { KrsiEvent } from './schema.js';
 
 /** What decoders need besides the record: the clock, and the policies' names. */
@@ -42,6 +50,10 @@ const decoders: ReadonlyMap<number, RecordDecoder> = new Map<number, RecordDecod
   [KRSI_EVENT_MODULE_LOAD, decodeModuleRecord],
   [KRSI_EVENT_CONNECT, decodeConnectRecord],
   [KRSI_EVENT_TAMPER, decodeTamperRecord],
+  [KRSI_EVENT_MMAP_EXEC, decodeMmapRecord],
+  [KRSI_EVENT_PTRACE, decodePtraceRecord],
+  [KRSI_EVENT_BPF, decodeBpfRecord],
+  [KRSI_EVENT_SETID, decodeSetidRecord],
 ]);
 
 export interface RawRecord {

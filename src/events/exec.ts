@@ -3,7 +3,13 @@ import {
   KRSI_VERDICT_DENY,
   KRSI_EXEC_ARGV_TRUNCATED,
   KRSI_EXEC_ARGV_UNREADABLE,
+  KRSI_EXEC_ENV_INCOMPLETE,
+  KRSI_EXEC_ENV_MISMATCH,
+  KRSI_EXEC_ENV_READ,
+  KRSI_EXEC_FILELESS_DELETED,
+  KRSI_EXEC_FILELESS_MEMFD,
   KRSI_EXEC_FILENAME_TRUNCATED,
+  KRSI_EXEC_HASH_MISSING,
   KRSI_EXEC_PATH_UNRESOLVED,
   decodeKrsiExecEvent,
   type KrsiTask,
@@ -40,11 +46,13 @@ export function decodeExecRecord(view: DataView, ctx: DecodeContext): ExecEvent 
   const pathEnd = Math.min(raw.pathLen, data.length);
   const filenameEnd = Math.min(pathEnd + raw.filenameLen, data.length);
   const argsEnd = Math.min(filenameEnd + raw.argsLen, data.length);
+  const envEnd = Math.min(argsEnd + raw.envLen, data.length);
 
   const path = decodeText(cString(data.subarray(0, pathEnd)));
   const filename = decodeText(cString(data.subarray(pathEnd, filenameEnd)));
   const args = splitNulTerminated(data.subarray(filenameEnd, argsEnd)).map(decodeText);
   const lossyArgs = args.some((a) => a.base64 !== undefined);
+  const env = (raw.flags & KRSI_EXEC_ENV_READ) !== 0 ? decodeEnv(data.subarray(argsEnd, envEnd), raw.envTruncated, raw.flags) : {};
 
   return {
     schema: SCHEMA_VERSION,
@@ -67,6 +75,40 @@ export function decodeExecRecord(view: DataView, ctx: DecodeContext): ExecEvent 
       ...(lossyArgs ? { argv_base64: args.map((a) => a.base64 ?? null) } : {}),
       argv_truncated: (raw.flags & KRSI_EXEC_ARGV_TRUNCATED) !== 0 || (args.length < raw.argc && (raw.flags & KRSI_EXEC_ARGV_UNREADABLE) === 0),
       argv_unreadable: (raw.flags & KRSI_EXEC_ARGV_UNREADABLE) !== 0,
+      fileless: (raw.flags & KRSI_EXEC_FILELESS_MEMFD) !== 0 ? 'memfd' : (raw.flags & KRSI_EXEC_FILELESS_DELETED) !== 0 ? 'deleted' : null,
+      ...env,
+      env_mismatch: (raw.flags & KRSI_EXEC_ENV_MISMATCH) !== 0,
+      ...((raw.flags & KRSI_EXEC_HASH_MISSING) !== 0 ? { hash_missing: true } : {}),
     },
+  };
+}
+
+/**
+ * The recorded variables: "NAME=value" strings, each NUL-terminated, in the
+ * order of their slots; bit i of `truncated` marks the i-th string's value
+ * as cut by the kernel's bound.
+ */
+export function decodeEnv(
+  bytes: Uint8Array,
+  truncated: number,
+  flags: number,
+): Pick<ExecEvent['exec'], 'env' | 'env_base64' | 'env_truncated' | 'env_incomplete'> {
+  const env: Record<string, string> = {};
+  const env64: Record<string, string> = {};
+  const cut: string[] = [];
+  splitNulTerminated(bytes).forEach((entry, i) => {
+    const eq = entry.indexOf(0x3d);
+    if (eq <= 0) return;
+    const name = new TextDecoder().decode(entry.subarray(0, eq));
+    const value = decodeText(entry.subarray(eq + 1));
+    env[name] = value.text;
+    if (value.base64 !== undefined) env64[name] = value.base64;
+    if (truncated & (1 << i)) cut.push(name);
+  });
+  return {
+    env,
+    ...(Object.keys(env64).length ? { env_base64: env64 } : {}),
+    env_truncated: cut,
+    env_incomplete: (flags & KRSI_EXEC_ENV_INCOMPLETE) !== 0,
   };
 }

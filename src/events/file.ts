@@ -1,5 +1,5 @@
 // File records (struct krsi_file_event) into file_open and file_unlink events.
-import { KRSI_FILE_PATH_UNRESOLVED, decodeKrsiFileEvent } from '../abi/generated.js';
+import { KRSI_FILE_PATH_UNRESOLVED, KRSI_FILE_RENAME, KRSI_FILE_SELF, decodeKrsiFileEvent } from '../abi/generated.js';
 import type { DecodeContext } from './decode.js';
 import { formatDevice, fromKernelDev } from './devices.js';
 import { decodeHookHead, regions, textField } from './hook-common.js';
@@ -83,5 +83,8 @@ export function decodeFileOpenRecord(view: DataView, ctx: DecodeContext): FileOp
 
 export function decodeFileUnlinkRecord(view: DataView, ctx: DecodeContext): FileUnlinkEvent {
   const { raw, file } = decodeFile(view);
-  return { ...decodeHookHead('file_unlink', raw, ctx), file };
+  return {
+    ...decodeHookHead('file_unlink', raw, ctx),
+    file: { ...file, operation: (raw.flags & KRSI_FILE_RENAME) !== 0 ? 'rename' : 'unlink', self_delete: (raw.flags & KRSI_FILE_SELF) !== 0 },
+  };
 }

@@ -46,10 +46,15 @@ export function formatText(event: KrsiEvent): string {
         pol.default_would_deny ? 'would deny by default' : '',
         pol.audit ? `audit: ${pol.audit.policy}/${pol.audit.rule}` : '',
         pol.secureexec ? 'secureexec' : '',
+        event.exec.fileless ? `fileless: ${event.exec.fileless}` : '',
+        event.exec.env_mismatch ? 'environment rewritten after the check' : '',
       ].filter(Boolean);
+      const env = Object.entries(event.exec.env ?? {})
+        .map(([k, v]) => `${k}=${quoteArg(v)}`)
+        .join(' ');
       const argv = event.exec.argv.map(quoteArg).join(' ') + (event.exec.argv_truncated ? ' …' : '');
       const via = event.exec.filename !== event.exec.path && !event.exec.path.endsWith(`/${event.exec.filename}`) ? ` (as ${quoteArg(event.exec.filename)})` : '';
-      return `${clock} exec ${verdict} pid=${p.pid} ppid=${p.ppid} uid=${p.uid} comm=${quoteArg(p.comm)} ${printable(event.exec.path)}${via}${rule}${notes.length ? ` [${notes.join('; ')}]` : ''}  argv: ${argv}`;
+      return `${clock} exec ${verdict} pid=${p.pid} ppid=${p.ppid} uid=${p.uid} comm=${quoteArg(p.comm)} ${printable(event.exec.path)}${via}${rule}${notes.length ? ` [${notes.join('; ')}]` : ''}  argv: ${argv}${env ? `  env: ${env}` : ''}`;
     }
     case 'gap':
       return `${clock} GAP: ${event.missing} ${event.ring} records lost on CPU ${event.cpu} (ring full), from sequence ${event.first_seq}`;
@@ -67,7 +72,11 @@ export function formatText(event: KrsiEvent): string {
     case 'file_unlink':
     case 'mount':
     case 'module_load':
-    case 'connect': {
+    case 'connect':
+    case 'mmap_exec':
+    case 'ptrace':
+    case 'bpf':
+    case 'setid': {
       const p = event.process;
       const verdict = event.decision === 'denied' ? 'DENIED ' : 'allowed';
       const { rule, notes } = decidedBy(event.policy);
@@ -77,8 +86,26 @@ export function formatText(event: KrsiEvent): string {
           what = `${printable(event.file.path)} (${event.file.flag_names.join('|')})`;
           break;
         case 'file_unlink':
-          what = printable(event.file.path);
+          what = `${printable(event.file.path)}${event.file.operation === 'rename' ? ' (replaced by a rename)' : ''}${event.file.self_delete ? ' [its own executable]' : ''}`;
           break;
+        case 'mmap_exec':
+          what = `${printable(event.program.path) || '?'} maps ${printable(event.library.path) || `${event.library.dev}:${event.library.ino}`} executable (${event.mmap.source})`;
+          break;
+        case 'ptrace': {
+          const t = event.ptrace.target;
+          what = `${event.ptrace.request} ${event.ptrace.request === 'traceme' ? 'by parent ' : ''}pid=${t.pid} uid=${t.uid} comm=${quoteArg(t.comm)} ${printable(t.exe)}`;
+          break;
+        }
+        case 'bpf':
+          what = `prog_load ${event.bpf.prog_type} ${quoteArg(event.bpf.prog_name)} (${event.bpf.insn_count} insns)`;
+          break;
+        case 'setid': {
+          const k = event.setid.kind;
+          const before = k === 'uid' ? event.setid.old.euid : event.setid.old.egid;
+          const after = k === 'uid' ? event.setid.new.euid : event.setid.new.egid;
+          what = `${event.setid.call} e${k} ${before} -> ${after}`;
+          break;
+        }
         case 'mount':
           what = `${printable(event.mount.fstype)} ${event.mount.source === null ? '(source unknown)' : quoteArg(event.mount.source)} on ${event.mount.mountpoint === null ? '?' : printable(event.mount.mountpoint)} dev=${event.mount.device}${event.mount.bus === null ? '' : ` bus=${event.mount.bus.join(',') || '-'}${event.mount.removable ? ' removable' : ''}`}`;
           break;

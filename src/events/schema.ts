@@ -41,6 +41,23 @@ export const ExecSchema = z
     argv_base64: z.array(base64.nullable()).optional().describe('exact bytes of each argument, present only when one is not valid UTF-8'),
     argv_truncated: z.boolean().describe('argv lacks arguments or bytes beyond the per-event bounds'),
     argv_unreadable: z.boolean().describe('argv could not be read from memory'),
+    fileless: z
+      .enum(['memfd', 'deleted'])
+      .nullable()
+      .optional()
+      .describe('the file is on no file system: a memfd (memfd_create), or a file without a name left (unlinked, O_TMPFILE); null otherwise'),
+    env: z
+      .record(z.string(), z.string())
+      .optional()
+      .describe('the recorded variables (LD_PRELOAD, LD_AUDIT, LD_LIBRARY_PATH unless `krsi run --env-record` says otherwise) set in the new image, by name; absent for denied execs'),
+    env_base64: z.record(z.string(), base64).optional().describe('exact bytes of the values of env that are not valid UTF-8'),
+    env_truncated: z.array(z.string()).optional().describe('names in env whose value was longer than 1023 bytes and is cut'),
+    env_incomplete: z.boolean().optional().describe('the environment was larger than the 128 KiB krsi reads: a variable past it may be missing from env'),
+    env_mismatch: z
+      .boolean()
+      .optional()
+      .describe("the new image's environment made the policy decide otherwise than bprm_check_security did on the caller's memory (rewritten meanwhile): the process was killed, or given AT_SECURE"),
+    hash_missing: z.boolean().optional().describe('a sha256 selector needed the file\'s digest and none was known yet (no IMA): the agent computes it now'),
   })
   .strict();
 
@@ -120,6 +137,8 @@ export const UnlinkedFileSchema = z
     path_unresolved: z.boolean(),
     dev: device.describe('device of the file system holding the file'),
     ino: u64String.describe('inode number of the file'),
+    operation: z.enum(['unlink', 'rename']).optional().describe('unlink(2), or a rename(2) that replaces the file (its name goes to another file)'),
+    self_delete: z.boolean().optional().describe("the file is the acting process's own executable: it deletes or replaces itself"),
   })
   .strict();
 
@@ -244,6 +263,112 @@ export const ConnectEventSchema = z
   })
   .strict();
 
+const FileIdentitySchema = {
+  path: z.string().describe('full path, relative to the process root; empty if unresolved'),
+  path_base64: base64.optional(),
+  path_unresolved: z.boolean(),
+  dev: device.describe('device of the file system holding the file'),
+  ino: u64String.describe('inode number of the file'),
+};
+
+export const MmapExecEventSchema = z
+  .object({
+    schema: z.literal(SCHEMA_VERSION),
+    kind: z.literal('mmap_exec'),
+    time: z.string(),
+    decision,
+    policy: PolicyOutcomeSchema,
+    process: ProcessSchema,
+    library: z
+      .object({
+        ...FileIdentitySchema,
+        sha256: z.string().regex(/^[0-9a-f]{64}$/).nullable().describe('its sha256, when known (IMA, or the agent without it)'),
+        hash_missing: z.boolean().optional().describe('a sha256 selector needed the digest and none was known yet'),
+      })
+      .strict()
+      .describe('the file mapped executable'),
+    program: z.object(FileIdentitySchema).strict().describe("the program that maps it: the acting process's executable"),
+    mmap: z
+      .object({
+        source: z.enum(['mmap', 'mprotect']).describe('mmap(2) with PROT_EXEC, or mprotect(2) adding PROT_EXEC'),
+        prot: z.array(z.enum(['read', 'write', 'exec'])),
+        flags: u32.describe('mmap flags (MAP_*); 0 for mprotect'),
+      })
+      .strict(),
+  })
+  .strict();
+
+export const PtraceEventSchema = z
+  .object({
+    schema: z.literal(SCHEMA_VERSION),
+    kind: z.literal('ptrace'),
+    time: z.string(),
+    decision,
+    policy: PolicyOutcomeSchema,
+    process: ProcessSchema,
+    ptrace: z
+      .object({
+        request: z.enum(['attach', 'traceme']).describe('attach: the process takes control of target (ptrace attach, /proc/PID/mem, process_vm_*); traceme: it asks its parent, target, to trace it'),
+        mode: z.array(z.string()).describe('PTRACE_MODE_* of the access check: attach, fscreds, realcreds, ...; empty for traceme'),
+        target: ProcessSchema.extend({
+          exe: z.string().describe("full path of the target's executable; empty if unknown"),
+          exe_base64: base64.optional(),
+          exe_dev: device,
+          exe_ino: u64String,
+        })
+          .strict()
+          .describe('the other process'),
+      })
+      .strict(),
+  })
+  .strict();
+
+export const BpfEventSchema = z
+  .object({
+    schema: z.literal(SCHEMA_VERSION),
+    kind: z.literal('bpf'),
+    time: z.string(),
+    decision,
+    policy: PolicyOutcomeSchema,
+    process: ProcessSchema,
+    bpf: z
+      .object({
+        command: z.literal('prog_load'),
+        prog_type: z.string().describe('the program type: kprobe, tracing, lsm, xdp, ... (type_N when unknown to krsi)'),
+        prog_name: z.string().describe('the name the loader gave it (at most 15 bytes)'),
+        prog_name_base64: base64.optional(),
+        attach_type: u32.describe('expected_attach_type (enum bpf_attach_type)'),
+        insn_count: u32,
+        prog_flags: u32,
+        attach_btf_id: u32,
+      })
+      .strict(),
+  })
+  .strict();
+
+const IdsSchema = z
+  .object({ uid: u32, euid: u32, suid: u32, fsuid: u32, gid: u32, egid: u32, sgid: u32, fsgid: u32 })
+  .strict();
+
+export const SetidEventSchema = z
+  .object({
+    schema: z.literal(SCHEMA_VERSION),
+    kind: z.literal('setid'),
+    time: z.string(),
+    decision,
+    policy: PolicyOutcomeSchema,
+    process: ProcessSchema,
+    setid: z
+      .object({
+        kind: z.enum(['uid', 'gid']),
+        call: z.string().describe('the call family: setuid, setreuid, setresuid, setfsuid (or their gid twins)'),
+        old: IdsSchema.describe('the ids before'),
+        new: IdsSchema.describe('the ids the call asks for'),
+      })
+      .strict(),
+  })
+  .strict();
+
 export const HookCountersSchema = z
   .object({
     seen: z.number().int().min(0),
@@ -337,6 +462,10 @@ export const EventSchema = z.discriminatedUnion('kind', [
   ModuleLoadEventSchema,
   ConnectEventSchema,
   ModuleHiddenEventSchema,
+  MmapExecEventSchema,
+  PtraceEventSchema,
+  BpfEventSchema,
+  SetidEventSchema,
   AgentEventSchema,
   ReactionEventSchema,
   TamperEventSchema,
@@ -351,8 +480,12 @@ export type MountEvent = z.infer<typeof MountEventSchema>;
 export type ModuleLoadEvent = z.infer<typeof ModuleLoadEventSchema>;
 export type ModuleHiddenEvent = z.infer<typeof ModuleHiddenEventSchema>;
 export type ConnectEvent = z.infer<typeof ConnectEventSchema>;
+export type MmapExecEvent = z.infer<typeof MmapExecEventSchema>;
+export type PtraceEvent = z.infer<typeof PtraceEventSchema>;
+export type BpfEvent = z.infer<typeof BpfEventSchema>;
+export type SetidEvent = z.infer<typeof SetidEventSchema>;
 /** Events of the policy hooks other than exec, which report only noteworthy decisions. */
-export type PolicyHookEvent = FileOpenEvent | FileUnlinkEvent | MountEvent | ModuleLoadEvent | ConnectEvent;
+export type PolicyHookEvent = FileOpenEvent | FileUnlinkEvent | MountEvent | ModuleLoadEvent | ConnectEvent | MmapExecEvent | PtraceEvent | BpfEvent | SetidEvent;
 export type AgentEvent = z.infer<typeof AgentEventSchema>;
 export type HookCounters = z.infer<typeof HookCountersSchema>;
 export type RuleRefOut = z.infer<typeof RuleRefSchema>;

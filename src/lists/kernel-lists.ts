@@ -7,6 +7,8 @@ import type { BpfObject } from '../bpf/native.js';
 import { entryKey, listMap } from './entries.js';
 import { InputError } from '../errors.js';
 import type { EntryChange, ListStore, StoredList } from './store.js';
+import { watchEnvNames } from '../agent/env-record.js';
+import { fnv1a64 } from '../policy/hash.js';
 
 /** A wall-clock expiry as the kernel's monotonic nanoseconds (0: never). */
 export function monotonicExpiry(expiresAt: number | undefined, now = Date.now()): bigint {
@@ -22,6 +24,8 @@ export class KernelLists {
     const { map, key } = entryKey(list.type, list.id, entry);
     const value = encodeKrsiListEntry({ expiresNs: monotonicExpiry(expiresAt) });
     this.object.map(map).update(key, Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+    // The kernel's scan of a new image's environment looks for watched names only.
+    if (list.type === 'env') watchEnvNames(this.object.map('env_watch'), [fnv1a64(Buffer.from(entry, 'utf8'))]);
   }
 
   /**

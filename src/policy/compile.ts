@@ -32,6 +32,11 @@ import {
   KRSI_DIMF_SHA256,
   KRSI_DIMF_STRINGS,
   KRSI_DIMF_VALUES,
+  KRSI_CLASS_ANCESTOR,
+  KRSI_CLASS_BINARY,
+  KRSI_CLASS_PARENT,
+  KRSI_CLASS_ROWS,
+  KRSI_CLASS_TARGET,
   KRSI_DIM_ADDRESS,
   KRSI_DIM_ANCESTOR,
   KRSI_DIM_BINARY,
@@ -41,26 +46,37 @@ import {
   KRSI_DIM_DEVICE,
   KRSI_DIM_ENV,
   KRSI_DIM_FILE,
+  KRSI_DIM_FILELESS,
   KRSI_DIM_FSTYPE,
   KRSI_DIM_GID,
+  KRSI_DIM_LIBRARY,
   KRSI_DIM_LISTS_MAX,
   KRSI_DIM_MODULE,
+  KRSI_DIM_NEW_GID,
+  KRSI_DIM_NEW_UID,
   KRSI_DIM_PARENT,
   KRSI_DIM_PORT,
   KRSI_DIM_REMOVABLE,
   KRSI_DIM_SHA256,
+  KRSI_DIM_PROG_TYPE,
+  KRSI_DIM_SELF,
   KRSI_DIM_SOURCE,
+  KRSI_DIM_TARGET,
   KRSI_DIM_UID,
   KRSI_LIST_STRINGS,
   KRSI_LIST_VALUES,
+  KRSI_PHOOK_BPF,
   KRSI_PHOOK_CLASSES,
   KRSI_PHOOK_CONNECT,
   KRSI_PHOOK_COUNT,
   KRSI_PHOOK_EXEC,
   KRSI_PHOOK_FILE_OPEN,
   KRSI_PHOOK_FILE_UNLINK,
+  KRSI_PHOOK_MMAP_EXEC,
   KRSI_PHOOK_MODULE_LOAD,
   KRSI_PHOOK_MOUNT,
+  KRSI_PHOOK_PTRACE,
+  KRSI_PHOOK_SETID,
   KRSI_PREFIX_MAX,
   KRSI_RULES_MAX,
   KRSI_STR_MAX,
@@ -69,6 +85,7 @@ import {
 } from '../abi/generated.js';
 import { toKernelDev } from '../events/devices.js';
 import { InputError } from '../errors.js';
+import { progTypeNumber, type BpfProgTypeName } from './bpf-prog-types.js';
 import { compileGlobs, encodeDfa, DfaTooLargeError, GlobError } from './glob.js';
 import { fnv1a64 } from './hash.js';
 import {
@@ -92,6 +109,10 @@ export const HOOK_IDS: Readonly<Record<HookName, number>> = {
   mount: KRSI_PHOOK_MOUNT,
   module_load: KRSI_PHOOK_MODULE_LOAD,
   connect: KRSI_PHOOK_CONNECT,
+  mmap_exec: KRSI_PHOOK_MMAP_EXEC,
+  ptrace: KRSI_PHOOK_PTRACE,
+  bpf: KRSI_PHOOK_BPF,
+  setid: KRSI_PHOOK_SETID,
 };
 
 export const DIM_IDS: Readonly<Record<keyof Match, number>> = {
@@ -112,6 +133,13 @@ export const DIM_IDS: Readonly<Record<keyof Match, number>> = {
   sha256: KRSI_DIM_SHA256,
   bus: KRSI_DIM_BUS,
   removable: KRSI_DIM_REMOVABLE,
+  fileless: KRSI_DIM_FILELESS,
+  self: KRSI_DIM_SELF,
+  library: KRSI_DIM_LIBRARY,
+  target: KRSI_DIM_TARGET,
+  prog_type: KRSI_DIM_PROG_TYPE,
+  new_uid: KRSI_DIM_NEW_UID,
+  new_gid: KRSI_DIM_NEW_GID,
 };
 
 const ACTION_IDS: Readonly<Record<ActionName, number>> = {
@@ -142,7 +170,7 @@ export interface RuleRef {
 export interface BinaryClass {
   bit: number;
   selector: BinarySelector;
-  usedBy: Array<{ hook: HookName; rule: string; policy: string; as: 'binary' | 'parent' | 'ancestor' }>;
+  usedBy: Array<{ hook: HookName; rule: string; policy: string; as: 'binary' | 'parent' | 'ancestor' | 'target' }>;
 }
 
 export interface StringEntry {
@@ -182,7 +210,14 @@ export interface CompiledGeneration {
   /** Rules by hook and bit, for naming the rule an event reports. */
   rules: Record<HookName, RuleRef[]>;
   classes: BinaryClass[];
+  /** Exec (or binary class) selectors name digests: the exec programs take them. */
   needsSha256: boolean;
+  /** Library selectors name digests: the mmap programs take them. */
+  needsLibrarySha256: boolean;
+  /** FNV-1a hashes of the env names env selectors use (env lists' entries are the lists'). */
+  envNames: bigint[];
+  /** Some enforcing exec rule with an env selector denies, kills or asks for secureexec. */
+  envBackstop: boolean;
   /** Lists the generation uses, by name. */
   lists: Map<string, ListInfo>;
 }
@@ -238,7 +273,7 @@ function emptyHook(generation: bigint): KrsiHookPolicy {
     defaultAction: KRSI_DEFAULT_ALLOW,
     dims: 0,
     dim: Array.from({ length: KRSI_DIM_COUNT }, emptyDim),
-    classRules: Array.from({ length: 3 }, () => Array.from({ length: KRSI_CLASSES_MAX }, () => 0n)),
+    classRules: Array.from({ length: KRSI_CLASS_ROWS }, () => Array.from({ length: KRSI_CLASSES_MAX }, () => 0n)),
     rate: Array.from({ length: KRSI_RULES_MAX }, () => ({ events: 0, periodMs: 0 })),
   };
 }
@@ -337,7 +372,14 @@ export function compilePolicies(policies: readonly Policy[], opts: CompileOption
   const rules = Object.fromEntries(HOOKS.map((h) => [h, [] as RuleRef[]])) as unknown as Record<HookName, RuleRef[]>;
   const classes = new Map<string, BinaryClass>();
   const usedLists = new Map<string, ListInfo>();
+  const envNames = new Set<bigint>();
   let needsSha256 = false;
+  let needsLibrarySha256 = false;
+  let envBackstop = false;
+  const needDigests = (t: Table): void => {
+    if (t.dim === KRSI_DIM_LIBRARY) needsLibrarySha256 = true;
+    else needsSha256 = true;
+  };
 
   const tableId = (t: Table): number => t.hook * KRSI_DIM_COUNT + t.dim;
 
@@ -370,7 +412,7 @@ export function compilePolicies(policies: readonly Policy[], opts: CompileOption
     dim.flags |= KRSI_DIMF_LISTS;
     if (info.type === 'sha256' && execHash) {
       dim.flags |= KRSI_DIMF_SHA256;
-      needsSha256 = true;
+      needDigests(t);
     }
   };
 
@@ -409,7 +451,7 @@ export function compilePolicies(policies: readonly Policy[], opts: CompileOption
     if ('sha256' in sel && sel.sha256) {
       for (const h of sel.sha256) addValue(t, sha256Words(h), mask);
       hooks[t.hook]!.dim[t.dim]!.flags |= KRSI_DIMF_SHA256;
-      needsSha256 = true;
+      needDigests(t);
     }
     for (const l of sel.list ?? []) addListRef(t, l, mask, policy, rule);
   };
@@ -500,11 +542,44 @@ export function compilePolicies(policies: readonly Policy[], opts: CompileOption
           if (key === 'binary' && rule.hook === 'exec') {
             addPathSelector(t, bsel, m, policy.metadata.name, rule.name);
           } else {
-            const which = key === 'binary' ? 0 : key === 'parent' ? 1 : 2;
+            const which = key === 'binary' ? KRSI_CLASS_BINARY : key === 'parent' ? KRSI_CLASS_PARENT : KRSI_CLASS_ANCESTOR;
             const c = classFor(bsel, { hook: rule.hook, rule: rule.name, policy: policy.metadata.name, as: key });
             hp.classRules[which]![c.bit] = hp.classRules[which]![c.bit]! | m;
             dim.flags |= KRSI_DIMF_CLASSES;
           }
+          break;
+        }
+        case 'target': {
+          const bsel = sel as BinarySelector;
+          if (bsel.not) dim.negated |= m;
+          const c = classFor(bsel, { hook: rule.hook, rule: rule.name, policy: policy.metadata.name, as: 'target' });
+          hp.classRules[KRSI_CLASS_TARGET]![c.bit] = hp.classRules[KRSI_CLASS_TARGET]![c.bit]! | m;
+          dim.flags |= KRSI_DIMF_CLASSES;
+          break;
+        }
+        case 'library': {
+          const bsel = sel as BinarySelector;
+          if (bsel.not) dim.negated |= m;
+          addPathSelector(t, bsel, m, policy.metadata.name, rule.name);
+          break;
+        }
+        case 'fileless':
+        case 'self':
+          addValue(t, [sel ? 1n : 0n, 0n, 0n, 0n], m);
+          break;
+        case 'prog_type': {
+          const s = setSelector(sel as BpfProgTypeName[] | { in?: BpfProgTypeName[]; list?: string[]; not?: boolean });
+          if (s.not) dim.negated |= m;
+          for (const v of s.values) addValue(t, [BigInt(progTypeNumber(v)), 0n, 0n, 0n], m);
+          for (const l of s.lists) addListRef(t, l, m, policy.metadata.name, rule.name);
+          break;
+        }
+        case 'new_uid':
+        case 'new_gid': {
+          const s = setSelector(sel as number[] | { in?: number[]; list?: string[]; not?: boolean });
+          if (s.not) dim.negated |= m;
+          for (const id of s.values) addValue(t, [BigInt(id), 0n, 0n, 0n], m);
+          for (const l of s.lists) addListRef(t, l, m, policy.metadata.name, rule.name);
           break;
         }
         case 'file':
@@ -532,8 +607,13 @@ export function compilePolicies(policies: readonly Policy[], opts: CompileOption
         case 'env': {
           const s = setSelector(sel as string[] | { in?: string[]; list?: string[]; not?: boolean });
           if (s.not) dim.negated |= m;
-          for (const name of s.values) addValue(t, [fnv1a64(Buffer.from(name, 'utf8')), 0n, 0n, 0n], m);
+          for (const name of s.values) {
+            const h = fnv1a64(Buffer.from(name, 'utf8'));
+            addValue(t, [h, 0n, 0n, 0n], m);
+            envNames.add(h);
+          }
           for (const l of s.lists) addListRef(t, l, m, policy.metadata.name, rule.name);
+          if (mode === 'enforce' && ['deny', 'kill', 'secureexec'].includes(rule.action)) envBackstop = true;
           break;
         }
         case 'fstype':
@@ -648,6 +728,11 @@ export function compilePolicies(policies: readonly Policy[], opts: CompileOption
     dfaStates += dfa.states.length;
   }
 
+  // LPM keys (prefixes, networks) carry the table id in one byte.
+  for (const e of [...prefixList, ...netList]) {
+    if (e.table > 0xff) throw new Error(`table ${e.table} has prefixes or networks but does not fit the LPM keys' byte`);
+  }
+
   for (const h of hooks) {
     for (const m of [h.rules, h.audit, h.allow, h.deny, h.kill, h.secureexec, h.monitor, h.afterLock]) {
       if (m > U64_MASK) throw new Error('rule mask overflow');
@@ -666,6 +751,9 @@ export function compilePolicies(policies: readonly Policy[], opts: CompileOption
     rules,
     classes: [...classes.values()],
     needsSha256,
+    needsLibrarySha256,
+    envNames: [...envNames],
+    envBackstop,
     lists: usedLists,
   };
 }

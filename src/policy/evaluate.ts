@@ -3,6 +3,7 @@
 // the kernel's decisions are tested against it. Same algorithm as
 // bpf/lib/policy.bpf.c: a rule matches when every selector it has matches;
 // an enforced deny or kill wins, then an enforced allow, then the default.
+import { progTypeName, progTypeNumber, type BpfProgTypeName } from './bpf-prog-types.js';
 import { globToRegExp, toByteString } from './glob.js';
 import { expandPorts, setSelector } from './compile.js';
 import {
@@ -61,6 +62,19 @@ export interface EventFacts {
   port?: number;
   /** Whether the lock point was reached: rules with afterLockPoint are in force only then. */
   lockPoint?: boolean;
+  /** exec: the file is a memfd or has no name left. */
+  fileless?: boolean;
+  /** file_unlink: the file is the acting process's own executable. */
+  self?: boolean;
+  /** mmap_exec: the file mapped executable. */
+  library?: BinaryFacts;
+  /** ptrace: the other process's executable. */
+  target?: BinaryFacts;
+  /** bpf: the program type (enum bpf_prog_type). */
+  prog_type?: number;
+  /** setid: the effective ids changed to. */
+  new_uid?: number;
+  new_gid?: number;
 }
 
 /** Dynamic list membership, with entries in their canonical text form. */
@@ -188,7 +202,9 @@ function evaluateSelector(key: keyof Match, sel: NonNullable<Match[keyof Match]>
   const unknown = (what: string): SelectorTrace => ({ selector: key, result: 'unknown', reason: `${what} is unknown` });
   switch (key) {
     case 'binary':
-    case 'parent': {
+    case 'parent':
+    case 'library':
+    case 'target': {
       const f = facts[key];
       if (!f) return unknown(key);
       const r = matchPathSelector(sel as BinarySelector, f, lists);
@@ -207,6 +223,21 @@ function evaluateSelector(key: keyof Match, sel: NonNullable<Match[keyof Match]>
       const r = matchPathSelector(sel as PathSelector, v, lists);
       return { selector: key, result: negate(sel as PathSelector, r), reason: r.reason };
     }
+    case 'fileless':
+    case 'self': {
+      const v = facts[key];
+      if (v === undefined) return unknown(key);
+      return { selector: key, result: v === sel, reason: `${key} is ${v}` };
+    }
+    case 'prog_type': {
+      const v = facts.prog_type;
+      if (v === undefined) return unknown('the program type');
+      const s = setSelector(sel as BpfProgTypeName[]);
+      const hit = s.values.some((name) => progTypeNumber(name) === v);
+      return { selector: key, result: s.not ? !hit : hit, reason: `${progTypeName(v)} is ${hit ? '' : 'not '}listed` };
+    }
+    case 'new_uid':
+    case 'new_gid':
     case 'uid':
     case 'gid': {
       const v = facts[key];

@@ -68,6 +68,13 @@ export const SELECTOR_LIST_TYPES: Readonly<Record<keyof Match, readonly ListType
   sha256: ['sha256'],
   bus: [],
   removable: [],
+  fileless: [],
+  self: [],
+  library: ['path', 'inode', 'sha256'],
+  target: ['path', 'inode', 'sha256'],
+  prog_type: [],
+  new_uid: ['uid'],
+  new_gid: ['gid'],
 };
 
 // --- formatting ---------------------------------------------------------------

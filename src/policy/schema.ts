@@ -2,11 +2,12 @@
 // TypeScript builder, published as JSON Schema for editors and rendered into
 // docs/policy.md. A rule is a hook, selectors, and an action.
 import { z } from 'zod';
+import { BPF_PROG_TYPES } from './bpf-prog-types.js';
 
 export const API_VERSION = 'krsi.dev/v1' as const;
 
 /** Hooks a rule can attach to, as users name them. */
-export const HOOKS = ['exec', 'file_open', 'file_unlink', 'mount', 'module_load', 'connect'] as const;
+export const HOOKS = ['exec', 'file_open', 'file_unlink', 'mount', 'module_load', 'connect', 'mmap_exec', 'ptrace', 'bpf', 'setid'] as const;
 export type HookName = (typeof HOOKS)[number];
 
 export const ACTIONS = ['audit', 'allow', 'deny', 'kill', 'secureexec'] as const;
@@ -176,6 +177,15 @@ export const MatchSchema = z
     port: valueSet(port)
       .optional()
       .describe('connect: destination port'),
+    fileless: z.boolean().optional().describe('exec: true matches a file that is on no file system: a memfd, or a file already unlinked (or O_TMPFILE); false the others'),
+    self: z.boolean().optional().describe("file_unlink: true matches when the file removed or replaced is the acting process's own executable"),
+    library: BinarySelectorSchema.optional().describe('mmap_exec: the file mapped executable (a shared library, usually); sha256 from IMA, or the agent without it'),
+    target: BinarySelectorSchema.optional().describe("ptrace: the other process's executable: the tracee (attach) or the tracer (traceme)"),
+    prog_type: valueSet(z.enum(BPF_PROG_TYPES).describe('a BPF program type: kprobe, tracing, lsm, xdp, socket_filter, ... (BPF_PROG_TYPE_* in lower case)'))
+      .optional()
+      .describe('bpf: the type of the program being loaded'),
+    new_uid: idSet.optional().describe('setid: the effective user id the process changes to'),
+    new_gid: idSet.optional().describe('setid: the effective group id the process changes to'),
   })
   .strict();
 
@@ -374,12 +384,16 @@ export type Reaction = z.output<typeof ReactionSchema>;
 
 /** Which selectors each hook understands; anything else is a validation error. */
 export const HOOK_SELECTORS: Readonly<Record<HookName, readonly (keyof Match)[]>> = {
-  exec: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'env'],
+  exec: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'env', 'fileless'],
   file_open: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'file'],
-  file_unlink: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'file'],
+  file_unlink: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'file', 'self'],
   mount: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'fstype', 'source', 'device', 'bus', 'removable'],
   module_load: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'module', 'file', 'sha256'],
   connect: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'address', 'port'],
+  mmap_exec: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'library'],
+  ptrace: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'target'],
+  bpf: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'prog_type'],
+  setid: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'new_uid', 'new_gid'],
 };
 
 /** Which actions each hook can carry out. */
@@ -390,6 +404,10 @@ export const HOOK_ACTIONS: Readonly<Record<HookName, readonly ActionName[]>> = {
   mount: ['audit', 'allow', 'deny', 'kill'],
   module_load: ['audit', 'allow', 'deny', 'kill'],
   connect: ['audit', 'allow', 'deny', 'kill'],
+  mmap_exec: ['audit', 'allow', 'deny', 'kill'],
+  ptrace: ['audit', 'allow', 'deny', 'kill'],
+  bpf: ['audit', 'allow', 'deny', 'kill'],
+  setid: ['audit', 'allow', 'deny', 'kill'],
 };
 
 /** An address with an optional prefix length, as 16 bytes (IPv4 mapped into ::ffff:0:0/96). */

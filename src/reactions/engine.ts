@@ -118,7 +118,7 @@ export function entryFrom(source: ReactionSource, event: KrsiEvent): string | nu
 }
 
 /** Start time of a process in clock ticks since boot (/proc/PID/stat field 22), null if gone. */
-function startTicks(pid: number): number | null {
+export function startTicks(pid: number): number | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);

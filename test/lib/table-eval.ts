@@ -23,16 +23,24 @@ import {
   KRSI_DIM_CGROUP,
   KRSI_DIM_COUNT,
   KRSI_DIM_DEVICE,
+  KRSI_CLASS_TARGET,
   KRSI_DIM_ENV,
   KRSI_DIM_FILE,
+  KRSI_DIM_FILELESS,
   KRSI_DIM_FSTYPE,
   KRSI_DIM_GID,
+  KRSI_DIM_LIBRARY,
   KRSI_DIM_MODULE,
+  KRSI_DIM_NEW_GID,
+  KRSI_DIM_NEW_UID,
   KRSI_DIM_PARENT,
   KRSI_DIM_PORT,
   KRSI_DIM_REMOVABLE,
   KRSI_DIM_SHA256,
+  KRSI_DIM_PROG_TYPE,
+  KRSI_DIM_SELF,
   KRSI_DIM_SOURCE,
+  KRSI_DIM_TARGET,
   KRSI_DIM_UID,
   KRSI_LIST_STRINGS,
   KRSI_LIST_VALUES,
@@ -177,8 +185,8 @@ function matchPath(t: Tables, table: number, d: KrsiDimPolicy, path: string): bi
   return m;
 }
 
-function matchBinary(t: Tables, hookId: number, d: KrsiDimPolicy, b: BinaryFacts): bigint {
-  const table = hookId * KRSI_DIM_COUNT + KRSI_DIM_BINARY;
+function matchBinary(t: Tables, hookId: number, d: KrsiDimPolicy, b: BinaryFacts, dimId = KRSI_DIM_BINARY): bigint {
+  const table = hookId * KRSI_DIM_COUNT + dimId;
   let m = 0n;
   if (b.dev !== undefined && b.ino !== undefined) m |= matchValue(t, table, d, [b.ino, BigInt(parseDevice(b.dev))]);
   if (b.sha256) m |= matchValue(t, table, d, sha256Words(b.sha256));
@@ -282,6 +290,25 @@ export function evaluateTables(gen: CompiledGeneration, lists: ListStore, facts:
     narrow(KRSI_DIM_REMOVABLE, matchValue(t, table(KRSI_DIM_REMOVABLE), dim(KRSI_DIM_REMOVABLE), [facts.removable ? 1n : 0n]));
   } else {
     narrow(KRSI_DIM_REMOVABLE, null);
+  }
+  for (const [key, d] of [
+    ['fileless', KRSI_DIM_FILELESS],
+    ['self', KRSI_DIM_SELF],
+  ] as const) {
+    const v = facts[key];
+    if (v !== undefined) narrow(d, matchValue(t, table(d), dim(d), [v ? 1n : 0n]));
+  }
+  if (facts.library) narrow(KRSI_DIM_LIBRARY, matchBinary(t, hookId, dim(KRSI_DIM_LIBRARY), facts.library, KRSI_DIM_LIBRARY));
+  if (dim(KRSI_DIM_TARGET).flags & KRSI_DIMF_CLASSES) {
+    narrow(KRSI_DIM_TARGET, facts.target ? classRules(KRSI_CLASS_TARGET, classesOf(t, facts.target)) : null);
+  }
+  for (const [key, d] of [
+    ['prog_type', KRSI_DIM_PROG_TYPE],
+    ['new_uid', KRSI_DIM_NEW_UID],
+    ['new_gid', KRSI_DIM_NEW_GID],
+  ] as const) {
+    const v = facts[key];
+    if (v !== undefined) narrow(d, matchValue(t, table(d), dim(d), [BigInt(v)]));
   }
 
   const m = cand;

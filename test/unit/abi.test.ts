@@ -60,5 +60,5 @@ test('constants come from events.h', () => {
   const constants = abiConstants();
   assert.equal(constants.get('KRSI_EXEC_DATA_MAX'), abi.KRSI_PATH_MAX + abi.KRSI_FILENAME_MAX + 2 * abi.KRSI_ARGS_MAX);
   assert.equal(abi.KRSI_EXEC_ARGV_TRUNCATED, 1);
-  assert.equal(abi.KrsiExecEventLayout.fields.data.size, abi.KRSI_EXEC_DATA_MAX);
+  assert.equal(abi.KrsiExecEventLayout.fields.data.size, abi.KRSI_EXEC_DATA_MAX + abi.KRSI_EXEC_ENV_DATA_MAX);
 });

@@ -12,6 +12,7 @@ import { ExitCode } from '../../src/cli/exit-codes.js';
 import { main } from '../../src/cli/main.js';
 import { startControlServer, type ControlServer } from '../../src/control/server.js';
 import { loadPolicies, parsePolicyText } from '../../src/policy/load.js';
+import { HOOKS } from '../../src/policy/schema.js';
 import { FakeControl } from '../lib/fake-control.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
@@ -154,7 +155,7 @@ test('policy test: invalid fixtures are reported as file:line:col, nothing runs,
   assert.equal(r.code, ExitCode.usage);
   assert.equal(r.stdout, '');
   const expected = [
-    `${invalid}:7:19: cases.0.event.hook: expected one of exec, file_open, file_unlink, mount, module_load, connect; got "exce"`,
+    `${invalid}:7:19: cases.0.event.hook: expected one of ${HOOKS.join(', ')}; got "exce"`,
     `${invalid}:10:48: cases.1.event.binary.inode: unknown key "inode"; expected one of path, dev, ino, sha256`,
     `${invalid}:10:64: cases.1.event.uid: must be at least 0, got -1`,
     `${invalid}:11:24: cases.1.expect.decision: expected one of allow, deny; got "maybe"`,

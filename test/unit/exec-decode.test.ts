@@ -13,6 +13,12 @@ import {
   KRSI_VERDICT_DENY,
   KRSI_EXEC_ARGV_TRUNCATED,
   KRSI_EXEC_DATA_MAX,
+  KRSI_EXEC_ENV_DATA_MAX,
+  KRSI_EXEC_ENV_INCOMPLETE,
+  KRSI_EXEC_ENV_MISMATCH,
+  KRSI_EXEC_ENV_READ,
+  KRSI_EXEC_FILELESS_DELETED,
+  KRSI_EXEC_FILELESS_MEMFD,
   KrsiExecEventLayout,
   encodeKrsiExecEvent,
 } from '../../src/abi/generated.js';
@@ -37,17 +43,21 @@ interface RecordSpec {
   denied?: boolean;
   flags?: number;
   ruleBit?: number;
+  /** "NAME=value" strings as the kernel appends them after argv. */
+  env?: Uint8Array[];
+  envTruncated?: number;
 }
 
 /** An exec record as the BPF program writes it: compact, only hdr.size bytes. */
 function execRecord(spec: RecordSpec): DataView {
-  const data = new Uint8Array(KRSI_EXEC_DATA_MAX);
+  const data = new Uint8Array(KRSI_EXEC_DATA_MAX + KRSI_EXEC_ENV_DATA_MAX);
   const z = (b: Uint8Array): Uint8Array => Uint8Array.from([...b, 0]);
   const path = z(spec.path);
   const filename = z(spec.filename);
   const args = spec.args.map(z);
+  const env = (spec.env ?? []).map(z);
   let off = 0;
-  for (const part of [path, filename, ...args]) {
+  for (const part of [path, filename, ...args, ...env]) {
     data.set(part, off);
     off += part.length;
   }
@@ -86,6 +96,9 @@ function execRecord(spec: RecordSpec): DataView {
     filenameLen: filename.length,
     argsLen,
     argsCount: args.length,
+    envLen: env.reduce((n, a) => n + a.length, 0),
+    envCount: env.length,
+    envTruncated: spec.envTruncated ?? 0,
     data,
   });
   return new DataView(full.buffer, 0, size);
@@ -200,4 +213,49 @@ test('a native batch splits into its records, and a corrupt batch throws', () =>
   assert.throws(() => [...splitBatch(batch, 3)], /batch ends inside record 2/);
   batch.writeUInt32LE(1000, 16);
   assert.throws(() => [...splitBatch(batch, 2)], /overruns/);
+});
+
+test('recorded environment values, their truncation and the fileless and mismatch flags', () => {
+  const hostile = Uint8Array.from([...enc.encode('LD_AUDIT='), 0xff, 0x41]);
+  const event = decodeRecord(
+    execRecord({
+      path: enc.encode('/memfd:x (deleted)'),
+      filename: enc.encode('/proc/self/fd/3'),
+      args: [enc.encode('x')],
+      env: [enc.encode('LD_PRELOAD=/tmp/evil.so'), hostile, enc.encode(`LD_LIBRARY_PATH=${'a'.repeat(1023)}`)],
+      envTruncated: 0b100,
+      flags: KRSI_EXEC_ENV_READ | KRSI_EXEC_FILELESS_MEMFD | KRSI_EXEC_ENV_MISMATCH,
+    }),
+    new EventClock(),
+  );
+  EventSchema.parse(event);
+  assert.ok(event.kind === 'exec');
+  assert.deepEqual(event.exec.argv, ['x'], 'argv ends where the variables begin');
+  assert.equal(event.exec.env?.['LD_PRELOAD'], '/tmp/evil.so');
+  assert.equal(event.exec.env?.['LD_AUDIT'], '\ufffdA');
+  assert.equal(event.exec.env_base64?.['LD_AUDIT'], Buffer.from([0xff, 0x41]).toString('base64'));
+  assert.deepEqual(event.exec.env_truncated, ['LD_LIBRARY_PATH']);
+  assert.equal(event.exec.env_incomplete, false);
+  assert.equal(event.exec.fileless, 'memfd');
+  assert.equal(event.exec.env_mismatch, true);
+});
+
+test('without the environment scan there is no env; an unlinked file and an incomplete scan are said so', () => {
+  const denied = decodeRecord(execRecord({ path: enc.encode('/x'), filename: enc.encode('/x'), args: [], denied: true }), new EventClock());
+  assert.ok(denied.kind === 'exec');
+  assert.equal(denied.exec.env, undefined, 'a denied exec has no new image to read');
+  assert.equal(denied.exec.fileless, null);
+  const big = decodeRecord(
+    execRecord({
+      path: enc.encode('/tmp/gone (deleted)'),
+      filename: enc.encode('/proc/self/fd/4'),
+      args: [],
+      flags: KRSI_EXEC_ENV_READ | KRSI_EXEC_ENV_INCOMPLETE | KRSI_EXEC_FILELESS_DELETED,
+    }),
+    new EventClock(),
+  );
+  assert.ok(big.kind === 'exec');
+  assert.deepEqual(big.exec.env, {});
+  assert.equal(big.exec.env_incomplete, true);
+  assert.equal(big.exec.fileless, 'deleted');
 });

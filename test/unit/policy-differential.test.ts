@@ -78,7 +78,7 @@ function generate(seed: number): { policies: Policy[]; lists: ListStore; listInf
   const setSel = <T>(pool: readonly T[], types: ListType[]) =>
     r() < 0.5 ? some(pool) : { in: some(pool), list: listOf(types), not: maybe(0.3, () => true) };
 
-  const hooksUsed: HookName[] = ['exec', 'file_open', 'mount', 'module_load', 'connect'];
+  const hooksUsed: HookName[] = ['exec', 'file_open', 'file_unlink', 'mount', 'module_load', 'connect', 'mmap_exec', 'ptrace', 'bpf', 'setid'];
   const policies: Policy[] = [];
   const defaults: Partial<Record<HookName, 'allow' | 'deny'>> = {};
   for (const h of hooksUsed) if (r() < 0.2) defaults[h] = pick(['allow', 'deny'] as const);
@@ -96,7 +96,16 @@ function generate(seed: number): { policies: Policy[]; lists: ListStore; listInf
       if (r() < 0.2) match['gid'] = setSel([0, 100], ['gid']);
       if (r() < 0.2) match['cgroup'] = { id: some([1, 42, 43]) };
       if (hook === 'exec' && r() < 0.4) match['env'] = setSel(ENVS, ['env']);
-      if ((hook === 'file_open' || hook === 'module_load') && r() < 0.6) match['file'] = pathSel();
+      if (hook === 'exec' && r() < 0.3) match['fileless'] = r() < 0.7;
+      if (hook === 'file_unlink' && r() < 0.5) match['self'] = r() < 0.7;
+      if ((hook === 'file_open' || hook === 'file_unlink' || hook === 'module_load') && r() < 0.6) match['file'] = pathSel();
+      if (hook === 'mmap_exec' && r() < 0.7) match['library'] = binarySel();
+      if (hook === 'ptrace' && r() < 0.6) match['target'] = binarySel();
+      if (hook === 'bpf' && r() < 0.6) match['prog_type'] = setSel(['kprobe', 'tracing', 'lsm', 'socket_filter'], []);
+      if (hook === 'setid') {
+        if (r() < 0.5) match['new_uid'] = setSel([0, 1000, 65534], ['uid']);
+        if (r() < 0.3) match['new_gid'] = setSel([0, 100], ['gid']);
+      }
       if (hook === 'mount') {
         if (r() < 0.5) match['fstype'] = setSel(FSTYPES, ['fstype']);
         if (r() < 0.4) match['source'] = pathSel();
@@ -159,8 +168,13 @@ function generate(seed: number): { policies: Policy[]; lists: ListStore; listInf
       ...(r() < 0.8 ? { parent: pick(bins.length ? bins : [{ path: '/usr/bin/sh' }]) } : {}),
       ...(r() < 0.8 ? { ancestors: bins.filter(() => r() < 0.3) } : {}),
     };
-    if (hook === 'exec') facts.env = some(ENVS, 3);
-    if (hook === 'file_open' || hook === 'module_load') facts.file = pick(PATHS);
+    if (hook === 'exec') Object.assign(facts, { env: some(ENVS, 3), fileless: r() < 0.3 });
+    if (hook === 'file_unlink') facts.self = r() < 0.3;
+    if (hook === 'file_open' || hook === 'file_unlink' || hook === 'module_load') facts.file = pick(PATHS);
+    if (hook === 'mmap_exec') facts.library = pick(bins.length ? bins : [{ path: '/usr/lib/libc.so.6' }]);
+    if (hook === 'ptrace' && r() < 0.85) facts.target = pick(bins.length ? bins : [{ path: '/usr/bin/sh' }]);
+    if (hook === 'bpf') facts.prog_type = pick([1, 2, 26, 29, 6]);
+    if (hook === 'setid') Object.assign(facts, { new_uid: pick([0, 1000, 65534, 7]), new_gid: pick([0, 100, 5]) });
     if (hook === 'mount') {
       Object.assign(facts, { fstype: pick(FSTYPES), source: pick(PATHS), device: pick(['8:16', '8:17', '7:0', '0:5']) });
       const chain = pick(BUS_CHAINS);

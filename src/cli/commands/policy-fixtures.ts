@@ -60,7 +60,7 @@ const FixtureSchema = z
 const KNOWN_KEYS: Array<{ at: (path: PolicyPath) => boolean; keys: string[] }> = [
   { at: (p) => p.length === 0, keys: Object.keys(FixtureSchema.shape) },
   { at: (p) => p.length === 2 && p[0] === 'cases', keys: Object.keys(CaseSchema.shape) },
-  { at: (p) => p.length === 3 && p[0] === 'cases' && p[2] === 'event', keys: ['hook', 'binary', 'parent', 'ancestors', 'uid', 'gid', 'cgroups', 'env', 'file', 'fstype', 'source', 'device', 'module', 'sha256', 'bus', 'removable', 'address', 'port', 'lockPoint'] },
+  { at: (p) => p.length === 3 && p[0] === 'cases' && p[2] === 'event', keys: ['hook', 'binary', 'parent', 'ancestors', 'uid', 'gid', 'cgroups', 'env', 'file', 'fstype', 'source', 'device', 'module', 'sha256', 'bus', 'removable', 'address', 'port', 'lockPoint', 'fileless', 'self', 'library', 'target', 'prog_type', 'new_uid', 'new_gid'] },
   { at: (p) => p.length === 3 && p[0] === 'cases' && p[2] === 'expect', keys: Object.keys(ExpectSchema.shape) },
   { at: (p) => p.length >= 4 && p[0] === 'cases' && p[2] === 'event', keys: ['path', 'dev', 'ino', 'sha256'] },
 ];

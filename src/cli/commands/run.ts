@@ -29,6 +29,8 @@ interface RunOptions {
   decisionsRing?: number;
   eventsRing?: number;
   eventsPerSecond?: number;
+  envRecord: string[];
+  ima: boolean;
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -72,6 +74,13 @@ export function registerRun(program: Command): void {
     .option('--events-ring <bytes>', 'size of the ring for other events (default 4 MiB)', parseRingBytes)
     .option('--events-per-second <n>', 'read at most this many non-decision events a second; the rest are counted as dropped (default 20000)', parseRate)
     .option('--no-landlock', 'do not confine the agent with Landlock (default: it may write only its own state and execute nothing)')
+    .option(
+      '--env-record <name>',
+      'record the value of this environment variable in exec events (repeatable, at most 8; replaces the default LD_PRELOAD, LD_AUDIT, LD_LIBRARY_PATH; "-" records none)',
+      collect,
+      [],
+    )
+    .option('--no-ima', "compute sha256 digests in the agent instead of with IMA in the kernel (the fallback for kernels without bpf_ima_file_hash)")
     .action(async (opts: RunOptions) => {
       process.exitCode = await run(opts);
     });
@@ -97,11 +106,6 @@ function writableDirs(opts: RunOptions): string[] {
 }
 
 async function run(opts: RunOptions): Promise<number> {
-  if (opts.landlock) {
-    // bpffs must be mounted before the agent may no longer run mount(8).
-    ensureMounted(bpffs);
-    confineAndReexec(writableDirs(opts)); // returns only where Landlock is unavailable
-  }
   const write = (event: KrsiEvent): void => {
     process.stdout.write(`${formatEvent(event, opts.format)}\n`);
   };
@@ -111,6 +115,13 @@ async function run(opts: RunOptions): Promise<number> {
   } catch (err) {
     if (err instanceof InputError) throw new CliError(err.message, ExitCode.usage);
     throw err;
+  }
+  // An invalid policy is reported before anything else happens; the
+  // confined image loads it again.
+  if (opts.landlock) {
+    // bpffs must be mounted before the agent may no longer run mount(8).
+    ensureMounted(bpffs);
+    confineAndReexec(writableDirs(opts)); // returns only where Landlock is unavailable
   }
 
   let requestStop: (reason: string) => void = () => undefined;
@@ -133,6 +144,8 @@ async function run(opts: RunOptions): Promise<number> {
       ...(opts.decisionsRing === undefined ? {} : { decisionsRingBytes: opts.decisionsRing }),
       ...(opts.eventsRing === undefined ? {} : { eventsRingBytes: opts.eventsRing }),
       ...(opts.eventsPerSecond === undefined ? {} : { eventsPerSecond: opts.eventsPerSecond }),
+      ...(opts.envRecord.length === 0 ? {} : { envRecord: opts.envRecord.filter((n) => n !== '-') }),
+      ...(opts.ima ? {} : { ima: false }),
       onEvent: write,
       onStopRequest: () => requestStop('krsi stop'),
     });

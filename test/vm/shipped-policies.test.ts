@@ -1,0 +1,155 @@
+// End to end: the policies krsi ships (policies/default.yaml and
+// policies/hardened.yaml), each in force from the agent's start. A normal
+// workload (a shell, coreutils, apt-get, python3, node, dpkg) runs under both
+// with nothing denied; under the default one the suspicious signals are
+// reported, under the hardened one the same attacks are refused.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, spawnSync as spawnSyncRaw, type SpawnSyncReturns } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { ExecEvent, KrsiEvent } from '../../src/events/schema.js';
+import { startAgent, type AgentProcess } from '../lib/agent-process.js';
+import { atLeast, inVm } from '../lib/kernel.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const fixture = (name: string): string => join(root, 'build/test', name);
+const NOBODY = 65534;
+
+const sh = (script: string, opts: { uid?: number; gid?: number; env?: NodeJS.ProcessEnv } = {}): SpawnSyncReturns<string> =>
+  spawnSync('/bin/sh', ['-c', script], { encoding: 'utf8', timeout: 120_000, ...opts });
+
+/** What a Debian machine does all day; every step must succeed. */
+function workload(scratch: string): void {
+  const steps: Array<[string, string]> = [
+    ['shell and coreutils', `echo hello | tr a-z A-Z | grep -q HELLO && ls /usr/bin >/dev/null && sort /etc/passwd | head -3 >/dev/null && id -u && date +%s >/dev/null`],
+    ['files', `cd ${scratch} && mkdir -p w && echo data > w/f && cp w/f w/g && mv w/g w/h && sha256sum w/h >/dev/null && tar czf w.tgz w && rm -r w w.tgz`],
+    ['apt-get', 'apt-get --version >/dev/null'],
+    ['dpkg', 'dpkg -l coreutils >/dev/null'],
+    ['python3', 'python3 -c "import json, hashlib; print(json.dumps({1: hashlib.sha256(b\'x\').hexdigest()[:4]}))" >/dev/null'],
+    ['node', 'node -e "require(\'node:crypto\').randomBytes(8); console.log(process.version)" >/dev/null'],
+    ['perl and find', `perl -e 'print "ok\\n"' >/dev/null && find /etc -maxdepth 1 -name '*.conf' | head -2 >/dev/null`],
+    ['processes', 'ps -e >/dev/null 2>&1 || true; cat /proc/self/status >/dev/null'],
+  ];
+  for (const [what, script] of steps) {
+    const r = sh(script);
+    assert.equal(r.status, 0, `${what}: ${r.stderr}`);
+  }
+}
+
+describe('the shipped policies, in force from the start', { skip: inVm ? false : 'runs inside `krsi vm`' }, () => {
+  const dir = mkdtempSync('/tmp/krsi-shipped-');
+  const scratch = join(dir, 'work');
+  const copy = (src: string, name: string): string => {
+    const path = join(dir, name);
+    mkdirSync(join(path, '..'), { recursive: true, mode: 0o755 });
+    copyFileSync(src, path);
+    chmodSync(path, 0o755);
+    return path;
+  };
+
+  before(() => {
+    chmodSync(dir, 0o755);
+    mkdirSync(scratch, { recursive: true });
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const denials = (agent: AgentProcess, since: number): KrsiEvent[] =>
+    agent.events.slice(since).filter((e) => 'decision' in e && (e.decision === 'denied' || e.policy.killed));
+
+  /** The attacks both tests perform; returns what each did. */
+  async function attacks(agent: AgentProcess): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    const spawnSync = (cmd: string, args: string[], opts: Parameters<typeof spawnSyncRaw>[2] = {}): { stdout: string } => {
+      const r = spawnSyncRaw(cmd, args, { encoding: 'utf8', ...opts });
+      return { stdout: r.error ? `spawn: ${(r.error as NodeJS.ErrnoException).code}` : String(r.stdout) };
+    };
+    const dropped = copy('/usr/bin/true', 'dropped/payload');
+    const r = spawnSyncRaw(dropped, ['dropped'], { encoding: 'utf8' });
+    out['exec-from-tmp'] = r.error ? (r.error as NodeJS.ErrnoException).code ?? 'error' : `exit ${r.status}`;
+    out['fileless'] = spawnSync(fixture('fileless'), ['memfd', '/usr/bin/true', 'attack'], { encoding: 'utf8' }).stdout.trim() || 'ok';
+    // Outside the scratch directories, which hardened refuses to run anything from.
+    const selfDir = mkdtempSync('/run/krsi-shipped-');
+    const self = join(selfDir, 'dropper');
+    copyFileSync(fixture('selfexe'), self);
+    chmodSync(self, 0o755);
+    out['self-delete'] = spawnSync(self, ['unlink'], { encoding: 'utf8' }).stdout.trim();
+    const marker = join(dir, `preload-marker-${agent.child.pid}`);
+    spawnSyncRaw('/usr/bin/true', [], { env: { PATH: '/usr/bin', LD_PRELOAD: fixture('preload.so'), KRSI_PRELOAD_MARKER: marker } });
+    out['ld-preload'] = existsSync(marker) ? 'ran' : 'ignored';
+    const lib = copy('/usr/lib/x86_64-linux-gnu/libz.so.1', 'lib/libz.so');
+    out['library-from-tmp'] = spawnSync(fixture('libload'), ['dlopen', lib], { encoding: 'utf8' }).stdout.trim().startsWith('dlopen:') ? 'refused' : 'ok';
+    // PTRACE_TRACEME by a user's process: Yama's relational scope allows it, so krsi decides.
+    out['ptrace-by-user'] = spawnSync(fixture('ptracer'), ['traceme'], { encoding: 'utf8', uid: NOBODY, gid: NOBODY }).stdout.trim();
+    const victim = spawn('/usr/bin/sleep', ['20']);
+    await new Promise((res) => setTimeout(res, 300));
+    out['ptrace-by-root'] = spawnSync(fixture('ptracer'), ['attach', String(victim.pid)], { encoding: 'utf8' }).stdout.trim();
+    victim.kill('SIGKILL');
+    out['bpf-by-root'] = spawnSync(fixture('bpfload'), ['krsi_shipped'], { encoding: 'utf8' }).stdout.trim();
+    out['bpf-by-user'] = spawnSync(fixture('bpfload'), ['krsi_shipped_u'], { encoding: 'utf8', uid: NOBODY, gid: NOBODY }).stdout.trim();
+    return out;
+  }
+
+  test('default: the workload runs, nothing is denied, every signal is reported', async () => {
+    const agent = await startAgent({ policies: [join(root, 'policies/default.yaml')] });
+    try {
+      const since = agent.events.length;
+      workload(scratch);
+      const did = await attacks(agent);
+      assert.deepEqual(did, {
+        'exec-from-tmp': 'exit 0',
+        fileless: 'ok',
+        'self-delete': 'ok',
+        'ld-preload': 'ran',
+        'library-from-tmp': 'ok',
+        'ptrace-by-user': 'ok',
+        'ptrace-by-root': 'ok',
+        'bpf-by-root': 'ok',
+        'bpf-by-user': 'bpf: EPERM', // unprivileged BPF is off in Debian: the kernel refuses, not krsi
+      });
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.deepEqual(denials(agent, since), [], 'the default policy denies nothing');
+      const audited = (rule: string): boolean => agent.events.some((e) => 'policy' in e && e.policy.audit?.rule === rule);
+      for (const rule of ['loader-injection', 'exec-from-scratch', 'fileless-exec', 'self-delete', 'library-from-scratch', 'ptrace-attach', 'bpf-program-load']) {
+        assert.ok(audited(rule), `the ${rule} signal was reported`);
+      }
+      const preload = agent.events.find((e): e is ExecEvent => e.kind === 'exec' && e.policy.audit?.rule === 'loader-injection');
+      assert.equal(preload?.exec.env?.['LD_PRELOAD'], fixture('preload.so'), 'with the value, recorded by default');
+    } finally {
+      assert.equal(await agent.stop(), 0, agent.stderr());
+    }
+  });
+
+  test('hardened: the workload runs, the attacks are refused', async () => {
+    const agent = await startAgent({ policies: [join(root, 'policies/hardened.yaml')] });
+    try {
+      const since = agent.events.length;
+      workload(scratch);
+      await new Promise((r) => setTimeout(r, 500));
+      assert.deepEqual(denials(agent, since), [], 'the workload needs nothing the hardened policy refuses');
+      const did = await attacks(agent);
+      assert.deepEqual(did, {
+        'exec-from-tmp': 'EPERM',
+        fileless: 'exec: EPERM',
+        'self-delete': 'unlink: EPERM',
+        'ld-preload': 'ignored',
+        'library-from-tmp': 'refused',
+        'ptrace-by-user': 'traceme: EPERM',
+        'ptrace-by-root': 'ok',
+        'bpf-by-root': 'ok',
+        'bpf-by-user': 'bpf: EPERM',
+      });
+      await new Promise((r) => setTimeout(r, 1000));
+      const by = (rule: string): boolean => agent.events.some((e) => 'policy' in e && e.policy.rule?.rule === rule && e.decision === 'denied');
+      for (const rule of ['no-exec-from-scratch', 'no-fileless-exec', 'no-self-delete', 'no-libraries-from-scratch', 'no-ptrace-by-users']) {
+        assert.ok(by(rule), `${rule} denied the attack`);
+      }
+      // Before 6.9 the kernel refuses unprivileged bpf() before the LSM hook.
+      if (atLeast('6.9')) assert.ok(by('no-bpf-by-users'));
+      assert.ok(agent.events.some((e) => e.kind === 'exec' && e.policy.secureexec && e.exec.env?.['LD_PRELOAD'] !== undefined));
+    } finally {
+      assert.equal(await agent.stop(), 0, agent.stderr());
+    }
+  });
+});
