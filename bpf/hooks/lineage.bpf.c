@@ -34,7 +34,18 @@ int BPF_PROG(lineage_fork, struct task_struct *parent, struct task_struct *child
 		}
 		return 0;
 	}
+	/*
+	 * A thread started before the agent has no context of its own: the
+	 * agent seeds processes (a pidfd names a thread group), so fall back
+	 * to the group leader's, as the policy does (lineage_ctx()).
+	 */
 	pctx = bpf_task_storage_get(&task_ctx, parent, 0, 0);
+	if (!pctx || pctx->self_generation != krsi_policy_generation()) {
+		struct krsi_task_ctx *leader = bpf_task_storage_get(&task_ctx, parent->group_leader, 0, 0);
+
+		if (leader)
+			pctx = leader;
+	}
 	if (!pctx)
 		return 0;
 	cctx = bpf_task_storage_get(&task_ctx, child, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);

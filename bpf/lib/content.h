@@ -132,14 +132,19 @@ static __always_inline void content_request(struct inode *inode, struct path *pa
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct krsi_hash_request *r;
+	struct krsi_event_header numbered = {};
 	long n = 0;
 
+	number_record(&numbered, KRSI_RING_EVENTS);
 	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
 	if (!r) {
 		if (stats)
 			stats->dropped++;
 		return;
 	}
+	r->hdr.seq = numbered.seq;
+	r->hdr.cpu = numbered.cpu;
+	r->hdr.ring = numbered.ring;
 	r->hdr.type = KRSI_EVENT_HASH_REQUEST;
 	r->hdr.abi = KRSI_ABI_VERSION;
 	r->hdr.size = sizeof(*r);

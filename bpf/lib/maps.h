@@ -42,6 +42,16 @@ struct {
 	__type(value, __u64);
 } ring_seq SEC(".maps") __weak;
 
+/* Only the agent writes this one: the last sequence number it consumed, per
+ * ring and CPU.  It is pinned with the rest, so that an agent adopting the
+ * state counts what was written, and lost, while no agent ran. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KRSI_RING_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} ring_read SEC(".maps") __weak;
+
 static __always_inline struct krsi_hook_stats *hook_stats(__u32 hook)
 {
 	return bpf_map_lookup_elem(&counters, &hook);
@@ -53,16 +63,26 @@ static __always_inline struct krsi_hook_stats *hook_stats(__u32 hook)
  * not the write succeeds, and emitted/dropped per hook.  A full ring loses
  * the record, never the decision: callers decide first and emit afterwards.
  */
-static __always_inline void emit(void *ring, struct krsi_hook_stats *stats,
-				 void *record, __u64 size)
+/*
+ * Numbers a record for ring idx (KRSI_RING_*): taken before the write is
+ * tried, so that a record the ring had no room for leaves a gap the agent
+ * sees and counts.  Records reserved in the ring itself take theirs first.
+ */
+static __always_inline void number_record(struct krsi_event_header *hdr, __u32 idx)
 {
-	struct krsi_event_header *hdr = record;
-	__u32 idx = ring == (void *)&decisions ? KRSI_RING_DECISIONS : KRSI_RING_EVENTS;
 	__u64 *seq = bpf_map_lookup_elem(&ring_seq, &idx);
 
 	hdr->seq = seq ? ++*seq : 0;
 	hdr->cpu = bpf_get_smp_processor_id();
 	hdr->ring = idx;
+}
+
+static __always_inline void emit(void *ring, struct krsi_hook_stats *stats,
+				 void *record, __u64 size)
+{
+	struct krsi_event_header *hdr = record;
+
+	number_record(hdr, ring == (void *)&decisions ? KRSI_RING_DECISIONS : KRSI_RING_EVENTS);
 	if (bpf_ringbuf_output(ring, record, size, 0) == 0) {
 		if (stats)
 			stats->emitted++;

@@ -60,16 +60,32 @@ export class Accounting {
   private readonly received = new Array<number>(KRSI_RING_COUNT).fill(0);
   private readonly gaps = new Array<number>(KRSI_RING_COUNT).fill(0);
   private readonly missing = new Array<bigint>(KRSI_RING_COUNT).fill(0n);
+  private readonly dirty = new Array<boolean>(KRSI_RING_COUNT).fill(false);
 
   /**
-   * Reads where the sequences stand. A fresh object starts at 0; an adopted
-   * one may hold records written before this agent, which it reads but does
-   * not count as its own attempts (nor their predecessors as gaps).
+   * Reads where the sequences stand. A fresh object starts at 0. An adopted
+   * one starts where the previous agent last consumed (ring_read, which it
+   * kept up to date): records written after that, while no agent ran, are
+   * this agent's to deliver or to count as lost.
    */
-  baseline(ringSeq: BpfMap, adopted: boolean): void {
+  baseline(ringSeq: BpfMap, ringRead: BpfMap, adopted: boolean): void {
     for (let ring = 0; ring < KRSI_RING_COUNT; ring++) {
-      const seqs = adopted ? perCpu(ringSeq.lookup(u32(ring))) : [];
-      this.start[ring] = seqs;
+      const read = adopted ? perCpu(ringRead.lookup(u32(ring))) : [];
+      const seq = adopted ? perCpu(ringSeq.lookup(u32(ring))) : [];
+      // A previous agent of a krsi without ring_read: nothing known of its reading.
+      this.start[ring] = read.some((n) => n > 0n) ? read : seq;
+      this.start[ring]!.forEach((n, cpu) => this.last.set(`${ring}/${cpu}`, n));
+    }
+  }
+
+  /** Records, for the next agent, how far this one consumed (after every batch). */
+  checkpoint(ringRead: BpfMap, cpus: number): void {
+    for (let ring = 0; ring < KRSI_RING_COUNT; ring++) {
+      if (!this.dirty[ring]) continue;
+      const value = Buffer.alloc(8 * cpus);
+      for (let cpu = 0; cpu < cpus; cpu++) value.writeBigUInt64LE(this.last.get(`${ring}/${cpu}`) ?? this.start[ring]![cpu] ?? 0n, cpu * 8);
+      ringRead.update(u32(ring), value);
+      this.dirty[ring] = false;
     }
   }
 
@@ -79,6 +95,7 @@ export class Accounting {
     const start = this.start[ring]![cpu] ?? 0n;
     if (seq <= start) return null; // written before this agent started
     this.received[ring]!++;
+    this.dirty[ring] = true;
     const key = `${ring}/${cpu}`;
     const last = this.last.get(key) ?? start;
     this.last.set(key, seq);

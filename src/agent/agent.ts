@@ -145,6 +145,7 @@ export class Agent implements AgentControl {
   /** Modules loaded and not freed, compared with /proc/modules and /sys/module: hidden modules. */
   private modules: ModuleWatch | null = null;
   private readonly accounting = new Accounting();
+  private readonly cpus = native.numPossibleCpus();
   private expiryTimer: NodeJS.Timeout | null = null;
   private policies: LoadedPolicySource[] = [];
   private generation = 0n;
@@ -249,7 +250,7 @@ export class Agent implements AgentControl {
       log.info({ envRecord, digests: agent.ima ? 'ima' : 'agent' }, 'exec environment and content digests');
       agent.kernelLists.syncAll(store);
       // Records the kernel wrote while no agent ran are consumed first.
-      agent.accounting.baseline(object.map('ring_seq'), agent.adopted);
+      agent.accounting.baseline(object.map('ring_seq'), object.map('ring_read'), agent.adopted);
       agent.decisionsRing = new native.RingBuffer([object.map('decisions')], {}, (batch, count) => agent.onBatch(batch, count));
       agent.eventsRing = new native.RingBuffer([object.map('events')], {}, (batch, count) => {
         agent.onBatch(batch, count);
@@ -513,6 +514,7 @@ export class Agent implements AgentControl {
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       received: this.receivedCount,
       counters: this.counters(),
+      accounting: this.accounting.report(this.object.map('ring_seq')),
       locked: this.locked,
       lockPoint: this.lockPoint(),
       tamper: this.tamperCounters(),
@@ -589,11 +591,6 @@ export class Agent implements AgentControl {
     this.clock.resync();
     for (const record of splitBatch(batch, count)) {
       this.receivedCount++;
-      // Not an event: the kernel asks for a file's digest (no IMA).
-      if (record.view.byteLength >= 2 && record.view.getUint16(0, true) === KRSI_EVENT_HASH_REQUEST) {
-        this.hasher.onRecord(record.view);
-        continue;
-      }
       let event: KrsiEvent;
       let kernelNs: bigint;
       try {
@@ -602,6 +599,11 @@ export class Agent implements AgentControl {
         const gap = this.accounting.record(hdr.ring, hdr.cpu, hdr.seq);
         if (gap) this.deliver(gapEvent(gap));
         kernelNs = hdr.timeNs;
+        if (hdr.type === KRSI_EVENT_HASH_REQUEST) {
+          // Not an event: the kernel asks for a file's digest (no IMA).
+          this.hasher.onRecord(record.view);
+          continue;
+        }
         if (hdr.type === KRSI_EVENT_MODULE_STATE) {
           // Not an event: the hidden-module tracker's input.
           this.modules?.onRecord(decodeModuleStateRecord(record.view, this.decodeContext));
@@ -615,6 +617,8 @@ export class Agent implements AgentControl {
       this.deliver(event);
       this.reactions.onEvent(event, kernelNs).catch((err: Error) => log.warn({ err: err.message }, 'a reaction failed'));
     }
+    // After the batch went out: a successor counts from here (ring_read).
+    this.accounting.checkpoint(this.object.map('ring_read'), this.cpus);
   }
 
   private release(): void {

@@ -51,6 +51,12 @@ export interface AgentStatus {
   uptimeSeconds: number;
   received: number;
   counters: Record<string, { seen: number; denied: number; emitted: number; dropped: number; rate_limited: number }>;
+  /**
+   * Per ring since this agent started: records the kernel tried to write
+   * (attempted), read by the agent (received), lost or still waiting
+   * (dropped = attempted - received), and gap markers put in the stream.
+   */
+  accounting: Record<'decisions' | 'events', { attempted: number; received: number; dropped: number; gaps: number; missing: number }>;
   /** Whether `krsi lock` made the policy immutable until reboot. */
   locked: boolean;
   /** Whether the lock point was reached (`krsi lock-point`): afterLockPoint rules are in force. */

@@ -251,6 +251,14 @@ const listEntries = z.array(z.string().min(1).max(4096)).min(1).max(65536);
 
 const noParams = z.object({}).strict();
 
+const RingAccountSchema = z.object({
+  attempted: z.number().int(),
+  received: z.number().int(),
+  dropped: z.number().int(),
+  gaps: z.number().int(),
+  missing: z.number().int(),
+});
+
 /** Every method: the schema of its params (input: the wire; output: what the agent is called with) and of its result. */
 export const METHODS = {
   status: {
@@ -265,6 +273,7 @@ export const METHODS = {
       uptimeSeconds: z.number(),
       received: z.number(),
       counters: z.record(z.string(), CountersSchema),
+      accounting: z.object({ decisions: RingAccountSchema, events: RingAccountSchema }),
       locked: z.boolean(),
       lockPoint: z.object({ reached: z.boolean(), since: z.string().nullable() }),
       tamper: z.record(z.string(), z.number()),

@@ -76,6 +76,22 @@ spec:
     const whileAway = (await second.waitFor((e) => isExec(e) && e.decision === 'denied' && e.exec.path === target, 'a denial from the gap')) as ExecEvent;
     assert.deepEqual({ policy: whileAway.policy.rule?.policy, rule: whileAway.policy.rule?.rule }, { policy: 'first', rule: 'deny-target' });
 
+    // Counted, not only delivered: the new agent accounts from where the
+    // old one stopped reading, so the denials made while none ran are in
+    // its attempted and received figures.
+    const deniedTarget = () => second.events.filter((e) => isExec(e) && e.decision === 'denied' && e.exec.path === target).length;
+    const away = 5;
+    let account = JSON.parse(second.krsi('status', '--json').stdout).accounting.decisions;
+    for (let i = 0; i < 20 && account.received < deniedTarget(); i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      account = JSON.parse(second.krsi('status', '--json').stdout).accounting.decisions;
+    }
+    t.diagnostic(`decisions since the first agent stopped reading: ${JSON.stringify(account)}; denials delivered ${deniedTarget()}`);
+    assert.ok(account.attempted >= away + codes.length, 'the denials made while no agent ran are counted');
+    assert.equal(account.attempted, account.received + account.dropped);
+    assert.equal(account.dropped, 0);
+    assert.equal(account.received, deniedTarget());
+
     const r = second.krsi('policy', 'apply', policyFile(policyText('second')));
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /generation 2/, 'the generation continues');

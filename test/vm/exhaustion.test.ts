@@ -1,0 +1,260 @@
+// End to end, in a kernel with BPF LSM: exhaustion never turns a deny into an
+// allow, and what could not be reported is counted exactly. Each resource is
+// really filled: the decisions ring (the agent stopped while denials pile
+// up), the events ring (an open storm read at a paced rate), a dynamic
+// list's map, and a task's lineage context (deleted from the pinned map, as
+// a failed allocation would leave it).
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import type { AgentStatus } from '../../src/agent/control-api.js';
+import { native } from '../../src/bpf/native.js';
+import { formatDevice, fromStatDev } from '../../src/events/devices.js';
+import type { ExecEvent, FileOpenEvent, GapEvent, KrsiEvent } from '../../src/events/schema.js';
+import { policyFile, startAgent, type AgentProcess } from '../lib/agent-process.js';
+import { inVm, requireKernel } from '../lib/kernel.js';
+
+const isExec = (e: KrsiEvent): e is ExecEvent => e.kind === 'exec';
+const isGap = (e: KrsiEvent): e is GapEvent => e.kind === 'gap';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Runs a shell script pinned to one CPU; resolves with its stdout lines. */
+function shellOn(cpu: number, script: string): Promise<string[]> {
+  const child = spawn('taskset', ['-c', String(cpu), '/bin/sh', '-c', script], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  return new Promise((resolve) => child.once('close', () => resolve(out.split('\n').filter(Boolean))));
+}
+
+function status(agent: AgentProcess): AgentStatus {
+  const r = agent.krsi('status', '--json');
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout) as AgentStatus;
+}
+
+/** Polls until the agent has read everything the kernel managed to write (received stops moving). */
+async function drained(agent: AgentProcess): Promise<AgentStatus> {
+  let last = -1;
+  for (let i = 0; i < 60; i++) {
+    const s = status(agent);
+    const seen = s.accounting.decisions.received + s.accounting.events.received;
+    if (seen === last) return s;
+    last = seen;
+    await sleep(500);
+  }
+  throw new Error('the agent never caught up');
+}
+
+/** utime + stime of a process, in clock ticks. */
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+describe('exhaustion never turns a deny into an allow', { skip: inVm ? false : 'runs inside `krsi vm`' }, () => {
+  const dir = mkdtempSync('/tmp/krsi-exhaust-');
+  chmodSync(dir, 0o755);
+  const target = join(dir, 'target');
+  copyFileSync('/usr/bin/true', target);
+  chmodSync(target, 0o755);
+  const st = statSync(target, { bigint: true });
+  const targetInode = `{ dev: "${formatDevice(fromStatDev(st.dev))}", ino: ${st.ino} }`;
+  const cpus = Math.min(2, native.numPossibleCpus());
+  const agents: AgentProcess[] = [];
+
+  after(async () => {
+    for (const a of agents) {
+      if (a.child.exitCode === null && a.child.signalCode === null) process.kill(a.child.pid!, 'SIGCONT');
+      await a.stop();
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a full decisions ring: every exec is still denied; attempted = received + dropped; gaps mark exactly what was lost', async (t) => {
+    if (!requireKernel(t, '5.7', 'BPF LSM')) return;
+    const policy = policyFile(`apiVersion: krsi.dev/v1
+kind: Policy
+metadata: { name: ring }
+spec:
+  rules:
+    - { name: deny-target, hook: exec, match: { binary: { inode: [${targetInode}] } }, action: deny }
+`);
+    // The smallest ring the kernel takes (one page), and an agent that does
+    // not read it: stopped, which --no-protect lets its parent do.
+    const agent = await startAgent({ policies: [policy], args: ['--no-protect', '--decisions-ring', '4096'] });
+    agents.push(agent);
+    const perCpu = 150;
+    process.kill(agent.child.pid!, 'SIGSTOP');
+    let codes: string[];
+    try {
+      const loop = `i=0; while [ $i -lt ${perCpu} ]; do ${target} 2>/dev/null; echo $?; i=$((i+1)); done`;
+      codes = (await Promise.all(Array.from({ length: cpus }, (_, cpu) => shellOn(cpu, loop)))).flat();
+    } finally {
+      process.kill(agent.child.pid!, 'SIGCONT');
+    }
+    assert.equal(codes.length, perCpu * cpus);
+    assert.deepEqual([...new Set(codes)], ['126'], 'every exec was refused while nobody read the ring');
+
+    // One more denial per CPU, read at once: it reveals a loss at the tail.
+    for (let cpu = 0; cpu < cpus; cpu++) assert.deepEqual(await shellOn(cpu, `${target} 2>/dev/null; echo $?`), ['126']);
+    const s = await drained(agent);
+    const a = s.accounting.decisions;
+    const attempts = perCpu * cpus + cpus;
+    const denials = agent.events.filter((e) => isExec(e) && e.decision === 'denied' && e.exec.path === target).length;
+    const gaps = agent.events.filter((e): e is GapEvent => isGap(e) && e.ring === 'decisions');
+    const missing = gaps.reduce((n, g) => n + g.missing, 0);
+    t.diagnostic(`decisions ring: attempted ${a.attempted}, received ${a.received}, dropped ${a.dropped}, ${gaps.length} gap markers for ${missing} records`);
+    assert.equal(a.attempted, attempts, 'the kernel numbered every denial');
+    assert.equal(a.received, denials, 'received counts what reached the stream');
+    assert.equal(a.attempted, a.received + a.dropped);
+    assert.ok(a.dropped > 0, 'the ring really was full');
+    assert.equal(missing, a.dropped, 'the gap markers stand for exactly the lost records');
+    assert.equal(s.counters['bprm_check_security']?.dropped, a.dropped, 'the hook counted its failed reservations');
+    assert.ok((s.counters['bprm_check_security']?.denied ?? 0) >= attempts);
+  });
+
+  test('an open storm floods the events ring: decisions are not starved, telemetry is paced, accounting is exact', async (t) => {
+    if (!requireKernel(t, '5.7', 'BPF LSM')) return;
+    const noise = join(dir, 'noise');
+    const secret = join(dir, 'secret');
+    writeFileSync(noise, 'n');
+    writeFileSync(secret, 's');
+    const policy = policyFile(`apiVersion: krsi.dev/v1
+kind: Policy
+metadata: { name: storm }
+spec:
+  rules:
+    - { name: watch-noise, hook: file_open, match: { file: { path: ["${noise}"] } }, action: audit }
+    - { name: deny-secret, hook: file_open, match: { file: { path: ["${secret}"] } }, action: deny }
+`);
+    const perSecond = 500;
+    const agent = await startAgent({ policies: [policy], args: ['--no-protect', '--events-ring', '16384', '--events-per-second', String(perSecond)] });
+    agents.push(agent);
+    const pid = agent.child.pid!;
+    const before = status(agent);
+    const ticks0 = cpuTicks(pid);
+    const started = Date.now();
+    // Each CPU: opens of the audited file (telemetry), and every tenth
+    // iteration an open of the denied one (a decision).
+    const perCpu = 3000;
+    const loop = `i=0; while [ $i -lt ${perCpu} ]; do : < ${noise}; if [ $((i % 10)) -eq 0 ]; then if : < ${secret} 2>/dev/null; then echo opened; else echo refused; fi; fi; i=$((i+1)); done`;
+    const results = (await Promise.all(Array.from({ length: cpus }, (_, cpu) => shellOn(cpu, loop)))).flat();
+    const seconds = (Date.now() - started) / 1000;
+    const ticks = cpuTicks(pid) - ticks0;
+    assert.equal(results.length, (perCpu / 10) * cpus);
+    assert.deepEqual([...new Set(results)], ['refused'], 'every open of the denied file was refused during the storm');
+
+    // One more audited open per CPU, once the storm is over: any loss at
+    // the tail of a CPU's sequence shows as a gap before it.
+    await drained(agent);
+    for (let cpu = 0; cpu < cpus; cpu++) await shellOn(cpu, `: < ${noise}`);
+    const s = await drained(agent);
+    const ev = s.accounting.events;
+    const dec = s.accounting.decisions;
+    const audits = agent.events.filter((e) => e.kind === 'file_open' && (e as FileOpenEvent).file.path === noise).length;
+    const refusals = agent.events.filter((e) => e.kind === 'file_open' && e.decision === 'denied' && (e as FileOpenEvent).file.path === secret).length;
+    const missing = agent.events.filter((e): e is GapEvent => isGap(e) && e.ring === 'events').reduce((n, g) => n + g.missing, 0);
+    t.diagnostic(
+      `${perCpu * cpus} audited opens in ${seconds.toFixed(1)} s: events attempted ${ev.attempted}, received ${ev.received}, dropped ${ev.dropped}, gap-marked ${missing}; ` +
+        `decisions attempted ${dec.attempted}, received ${dec.received}, dropped ${dec.dropped}; agent CPU ${ticks} ticks`,
+    );
+    assert.equal(dec.dropped, 0, 'no decision was lost to the telemetry flood');
+    assert.equal(refusals, (perCpu / 10) * cpus, 'every refusal reached the stream');
+    assert.ok(ev.dropped > 0, 'the events ring really overflowed');
+    assert.equal(ev.attempted - before.accounting.events.attempted >= perCpu * cpus, true, 'every audited open was numbered');
+    assert.equal(ev.attempted, ev.received + ev.dropped);
+    assert.ok(audits > 0 && audits <= ev.received, 'received counts the records read, the audits among them');
+    // The pacer: at most perSecond records a second (in tenths), plus what
+    // one ring holds at the end.
+    assert.ok(ev.received <= Math.ceil(seconds + 3) * perSecond + 16384 / 64, `received ${ev.received} within the budget of ${perSecond}/s`);
+    assert.equal(missing, ev.dropped, 'the gap markers stand for exactly the lost records');
+  });
+
+  test('a full list map: a clear error, nothing added, every deny still in force', async (t) => {
+    if (!requireKernel(t, '5.7', 'BPF LSM')) return;
+    const policy = policyFile(`apiVersion: krsi.dev/v1
+kind: Policy
+metadata: { name: full }
+spec:
+  lists:
+    - { name: banned, type: inode }
+    - { name: watched-uids, type: uid }
+  rules:
+    - { name: deny-banned, hook: exec, match: { binary: { list: [banned] } }, action: deny }
+    - { name: watch-uids, hook: exec, match: { uid: { list: [watched-uids] } }, action: audit }
+`);
+    const agent = await startAgent({ policies: [policy], args: ['--no-protect'] });
+    agents.push(agent);
+    assert.equal(agent.krsi('list', 'add', 'banned', target).status, 0);
+    assert.equal((spawnSync(target).error as NodeJS.ErrnoException | undefined)?.code, 'EPERM');
+    // Fill the values map (65536 entries, shared by both lists) to the last slot.
+    const capacity = 65536;
+    const fill = Array.from({ length: capacity - 1 }, (_, i) => String(100_000 + i));
+    const filled = agent.krsi('list', 'add', 'watched-uids', ...fill);
+    assert.equal(filled.status, 0, filled.stderr);
+    const over = agent.krsi('list', 'add', 'watched-uids', '1', '2', '3');
+    t.diagnostic(over.stderr.trim());
+    assert.notEqual(over.status, 0);
+    assert.match(over.stderr, /list watched-uids is full.*nothing was added/s);
+    const shown = agent.krsi('list', 'show', 'watched-uids');
+    assert.match(shown.stdout, new RegExp(`${capacity - 1} entries`));
+    assert.doesNotMatch(shown.stdout, /^ {2}1$/m);
+    assert.equal((spawnSync(target).error as NodeJS.ErrnoException | undefined)?.code, 'EPERM', 'the deny is still in force');
+    // Room again after a removal: the list works on.
+    assert.equal(agent.krsi('list', 'remove', 'watched-uids', '100000').status, 0);
+    assert.equal(agent.krsi('list', 'add', 'watched-uids', '1').status, 0);
+  });
+
+  test('a lost lineage context fails closed: a deny by ancestor still holds', async (t) => {
+    if (!requireKernel(t, '5.7', 'BPF LSM')) return;
+    const guarded = join(dir, 'guarded-sh');
+    copyFileSync('/bin/sh', guarded);
+    chmodSync(guarded, 0o755);
+    const secret = join(dir, 'lineage-secret');
+    writeFileSync(secret, 's');
+    const policy = policyFile(`apiVersion: krsi.dev/v1
+kind: Policy
+metadata: { name: lineage }
+spec:
+  rules:
+    - name: no-secret-under-guarded
+      hook: file_open
+      match: { file: { path: ["${secret}"] }, ancestor: { path: ["${guarded}"] } }
+      action: deny
+`);
+    const agent = await startAgent({ policies: [policy], args: ['--no-protect'] });
+    agents.push(agent);
+    // Two shells that each open the secret (through a child) when told to.
+    const probe = (sh: string) => {
+      const child = spawn(sh, ['-c', `read go; cat ${secret} >/dev/null 2>&1 && echo opened || echo refused`], { stdio: ['pipe', 'pipe', 'ignore'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const done = new Promise<string>((r) => child.once('close', () => r(out.trim())));
+      return { child, run: () => (child.stdin.end('go\n'), done) };
+    };
+    const control = probe('/bin/sh');
+    const victim = probe(guarded);
+    await sleep(500);
+    // Take the guarded shell's context away, as a failed allocation would.
+    const ctx = native.BpfMap.openPinned(join(agent.pinRoot, 'maps', 'task_ctx'));
+    const pidfd = native.pidfdOpen(victim.child.pid!);
+    try {
+      const key = Buffer.alloc(4);
+      key.writeInt32LE(pidfd);
+      assert.ok(ctx.lookup(key), 'the shell had a context');
+      assert.ok(ctx.delete(key));
+      assert.equal(ctx.lookup(key), null);
+    } finally {
+      native.closeFd(pidfd);
+      ctx.close();
+    }
+    assert.equal(await control.run(), 'opened', 'a process of known lineage outside the rule is not affected');
+    assert.equal(await victim.run(), 'refused', 'unknown lineage: the deny by ancestor holds');
+    const e = (await agent.waitFor((x) => x.kind === 'file_open' && x.decision === 'denied' && (x as FileOpenEvent).file.path === secret, 'the refusal')) as FileOpenEvent;
+    assert.equal(e.policy.context_unknown, true, 'the event says the lineage was unknown');
+  });
+});
+
