@@ -175,6 +175,7 @@ spec:
         assert.equal(e.module.path, null);
       }
       t.diagnostic(`Linux ${release()}: ${ifb.file} loaded by ${e.module.source}, sha256 ${e.module.sha256}`);
+      t.diagnostic(`sample: ${JSON.stringify(e)}`);
       assert.equal(run('rmmod', ['ifb']).status, 0);
     });
 
@@ -286,6 +287,7 @@ spec:
       assert.ok(Date.parse(h.time) >= loadedAt);
       assert.ok(h.module.taints.includes('O'), `out-of-tree taint: ${h.module.taints.join('')}`);
       assert.equal(h.process?.comm, 'insmod');
+      t.diagnostic(`sample: ${JSON.stringify(h)}`);
       // Reported once, not at every check.
       await sleep(6_000);
       assert.equal(eventsOf('module_hidden', (x) => x.module.name === 'krsi_hide').length, 1);
@@ -403,6 +405,7 @@ spec:
       assert.ok(e.mount.bus?.includes('usb'), `buses ${e.mount.bus?.join(',')}`);
       assert.ok(e.mount.bus?.includes('scsi'), `buses ${e.mount.bus?.join(',')}`);
       assert.equal(e.mount.mountpoint, d('m1'));
+      t.diagnostic(`sample: ${JSON.stringify(e)}`);
       const api = await event('mount', (x) => x.mount.source === removable && x.mount.api === 'fsconfig', 'the fsconfig denial');
       assert.equal(api.decision, 'denied');
       assert.equal(api.mount.removable, true);
