@@ -55,7 +55,7 @@ header_packages() {
 # Unpacks the headers of kernel $1 into $cache/headers/$1 (once); prints the
 # directory to give `make -C`.
 headers_for() {
-	local version=$1 dest=$cache/headers/$1 tmp pkgs deb build
+	local version=$1 dest=$cache/headers/$1 tmp pkgs deb build sandbox
 	build=$dest/usr/src/linux-headers-$version
 	if [[ ! -f $dest/.krsi-headers ]]; then
 		mkdir -p "$cache/headers"
@@ -65,9 +65,11 @@ headers_for() {
 		mapfile -t pkgs < <(header_packages "linux-headers-$version")
 		echo "build-test-modules: fetching ${pkgs[*]}" >&2
 		mkdir -p "$tmp/debs" "$tmp/tree"
-		# _apt cannot write into root's private temporary directory.
-		chmod 0755 "$tmp" "$tmp/debs"
-		(cd "$tmp/debs" && apt-get download -q "${pkgs[@]}" >/dev/null)
+		# As src/vm/kernels.ts: as root, download as root (the _apt user
+		# cannot write into root's temporary directory).
+		sandbox=()
+		((EUID == 0)) && sandbox=(-o APT::Sandbox::User=root)
+		(cd "$tmp/debs" && apt-get download -q "${sandbox[@]}" "${pkgs[@]}" >/dev/null)
 		for deb in "$tmp"/debs/*.deb; do dpkg-deb -x "$deb" "$tmp/tree"; done
 		# The arch-specific tree's Makefile includes the -common tree by its
 		# absolute path under /usr/src: point it into the cache instead.
