@@ -30,7 +30,7 @@ HOST_TESTS = $(shell find test/host -name '*.test.ts' | sort)
 VM_TESTS = $(shell find test/vm -name '*.test.ts' | sort)
 
 
-.PHONY: all setup build bpf native ts kernels docs test-fixtures test test-unit test-host test-vm demo abi vmlinux clean typecheck
+.PHONY: all setup build bpf native ts kernels docs test-fixtures test-modules test test-unit test-host test-vm demo abi vmlinux clean typecheck
 
 all: build
 
@@ -105,7 +105,26 @@ vmlinux: build
 # Native helpers the end-to-end tests run in the VM (built on the host, which
 # the VM shares).
 TEST_FIXTURES := build/test/preload.so build/test/fsmount \
-	$(addprefix build/test/,selfexe fileless libload ptracer bpfload envrace)
+	$(addprefix build/test/,selfexe fileless libload ptracer bpfload envrace) \
+	build/test/usb-vfat.img build/test/usb-ext4.img
+
+# Two USB sticks for the mount tests (test/vm/modules-mounts.test.ts): a
+# removable one with vfat, a fixed one with ext4. QEMU never writes them
+# (snapshot=on), so they are made once.
+VM_FLAGS := --usb-stick build/test/usb-vfat.img,removable --usb-stick build/test/usb-ext4.img
+
+build/test/usb-vfat.img:
+	@mkdir -p $(dir $@)
+	rm -f $@.tmp
+	mkfs.vfat -n KRSISTICK -C $@.tmp 8192 >/dev/null
+	mv $@.tmp $@
+
+build/test/usb-ext4.img:
+	@mkdir -p $(dir $@)
+	rm -f $@.tmp
+	truncate -s 8M $@.tmp
+	mkfs.ext4 -q -F -L krsi-fixed $@.tmp
+	mv $@.tmp $@
 
 build/test/preload.so: test/fixtures/preload.c
 	@mkdir -p $(dir $@)
@@ -122,14 +141,20 @@ build/test/%: test/fixtures/%.c
 
 test-fixtures: $(TEST_FIXTURES)
 
-test: build typecheck kernels test-fixtures
+# Kernel modules the VM tests load (test/fixtures/hide), built for each VM
+# kernel against its Debian headers, fetched into the kernel cache on first
+# use; kbuild rebuilds only what changed.
+test-modules: kernels
+	./scripts/build-test-modules.sh build/test/modules
+
+test: build typecheck kernels test-fixtures test-modules
 	@echo "== unit tests (host)"
 	node --import tsx --test $(UNIT_TESTS)
 	@echo "== host kernel tests (tracepoint programs, the binding)"
 	node --import tsx --test $(HOST_TESTS)
 	@for k in $(VM_KERNELS); do \
 		echo "== VM end-to-end tests on Linux $$k"; \
-		./bin/krsi vm --kernel $$k -- node --import tsx --test $(VM_TESTS) || exit $$?; \
+		./bin/krsi vm --kernel $$k $(VM_FLAGS) -- node --import tsx --test $(VM_TESTS) || exit $$?; \
 	done
 
 test-unit: build
@@ -138,9 +163,9 @@ test-unit: build
 test-host: build
 	node --import tsx --test $(HOST_TESTS)
 
-test-vm: build kernels test-fixtures
+test-vm: build kernels test-fixtures test-modules
 	@for k in $(VM_KERNELS); do \
-		./bin/krsi vm --kernel $$k -- node --import tsx --test $(VM_TESTS) || exit $$?; \
+		./bin/krsi vm --kernel $$k $(VM_FLAGS) -- node --import tsx --test $(VM_TESTS) || exit $$?; \
 	done
 
 # --- demo -------------------------------------------------------------------

@@ -11,6 +11,9 @@ packages=(
 	# The VM harness: QEMU, a static busybox for the initramfs, kmod's depmod,
 	# xz and zstd to unpack the 6.12 kernel's compressed modules and image.
 	qemu-system-x86 busybox-static kmod xz-utils zstd
+	# The kernel-module and mount tests: out-of-tree modules built against
+	# the VM kernels' headers (gcc-12, as Debian builds them), file system images.
+	gcc-12 e2fsprogs dosfstools
 )
 
 missing=()

@@ -451,6 +451,12 @@ static __always_inline __u64 append_env(struct krsi_exec_event *e, __u64 off, st
 			break;
 		bpf_probe_read_kernel(&e->data[at], nl & (KRSI_ENV_NAME_MAX - 1), envs->name[k]);
 		e->data[at + nl] = '=';
+		/*
+		 * Knowing vl < KRSI_ENV_VALUE_MAX, clang drops the mask below as
+		 * a no-op; 6.1's verifier has lost that bound by then (vl was
+		 * spilled before the check) and refuses the read.  Keep the mask.
+		 */
+		barrier_var(vl);
 		bpf_probe_read_kernel(&e->data[at + nl + 1], (vl + 1) & (2 * KRSI_ENV_VALUE_MAX - 1), envs->value[k]);
 		used += nl + 1 + vl + 1;
 		if (envs->truncated & (1U << k))

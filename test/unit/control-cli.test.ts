@@ -79,7 +79,7 @@ async function applyExamples(): Promise<void> {
 test('policy validate: the examples are valid, with a one-line summary', async () => {
   const r = await krsi('policy', 'validate', examples);
   assert.equal(r.code, ExitCode.ok, r.stderr);
-  assert.match(r.stdout, /^valid: \d+ policies; rules per hook: exec \d+, connect 2, module_load 4\n$/);
+  assert.match(r.stdout, /^valid: \d+ policies; rules per hook: exec \d+, connect 2, module_load 4, mount 3\n$/);
   assert.equal(r.stderr, '');
 });
 

@@ -33,7 +33,7 @@ test('docs/policy.md documents every hook, selector and example', () => {
 
 test('the example policies load without errors', async () => {
   const files = readdirSync(policyDocsPaths.examples).filter((f) => f.endsWith('.yaml'));
-  assert.ok(files.length >= 4 && files.length <= 6, `${files.length} examples`);
+  assert.ok(files.length >= 4 && files.length <= 7, `${files.length} examples`);
   const result = await loadPolicies([policyDocsPaths.examples]);
   assert.deepEqual(result.errors.map(formatPolicyError), []);
   assert.equal(result.policies.length, files.length);

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Builds the kernel-module test fixtures (test/fixtures/hide) for each VM
+# kernel in the cache: build/test/modules/<uname -r>/krsi_hide.ko, which the
+# VM tests load from the shared host root.
+#
+# A module must be built against its kernel's own headers: Debian's
+# linux-headers-<version> (and the -common and linux-kbuild packages it
+# depends on), fetched with apt-get download, never installed, and unpacked
+# next to the kernel in the cache ($KRSI_CACHE_DIR/headers/<version>), as
+# src/vm/kernels.ts does with the kernel images. Both Debian 12 kernels are
+# built with gcc-12, the host's gcc.
+#
+# Idempotent: a kernel whose headers are unpacked is not fetched again, and
+# kbuild rebuilds a module only when its sources changed.
+#
+# Usage: scripts/build-test-modules.sh [OUTDIR]   (default build/test/modules)
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:-$root/build/test/modules}
+[[ $out = /* ]] || out=$PWD/$out
+if [[ -n ${KRSI_CACHE_DIR:-} ]]; then
+	cache=$(realpath -m "$KRSI_CACHE_DIR")
+elif ((EUID == 0)); then
+	cache=/var/cache/krsi
+else
+	cache=${XDG_CACHE_HOME:-$HOME/.cache}/krsi
+fi
+fixtures=(hide)
+
+# The kernel versions the VM boots: the markers of the unpacked kernels.
+mapfile -t versions < <(
+	for m in "$cache"/kernels/*/.krsi-kernel.json; do
+		[[ -f $m ]] && sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$m"
+	done | sort -u
+)
+if ((${#versions[@]} == 0)); then
+	echo "build-test-modules: no kernel in $cache/kernels; run \`make kernels\` first" >&2
+	exit 1
+fi
+
+# The packages a linux-headers package depends on that hold the build tree:
+# linux-headers-*-common and linux-kbuild-*.
+header_packages() {
+	local pkg=$1 deps
+	deps=$(apt-cache show --no-all-versions "$pkg" | sed -n 's/^Depends: //p' | head -1)
+	if [[ -z $deps ]]; then
+		echo "build-test-modules: apt knows no $pkg; run apt-get update" >&2
+		return 1
+	fi
+	echo "$pkg"
+	tr ',|' '\n\n' <<<"$deps" | sed 's/^ *//; s/ .*//' | grep -E '^(linux-headers-.*-common|linux-kbuild-)' | sort -u
+}
+
+# Unpacks the headers of kernel $1 into $cache/headers/$1 (once); prints the
+# directory to give `make -C`.
+headers_for() {
+	local version=$1 dest=$cache/headers/$1 tmp pkgs deb build sandbox
+	build=$dest/usr/src/linux-headers-$version
+	if [[ ! -f $dest/.krsi-headers ]]; then
+		mkdir -p "$cache/headers"
+		tmp=$(mktemp -d "$cache/headers/.tmp-XXXXXX")
+		# shellcheck disable=SC2064
+		trap "rm -rf '$tmp'" RETURN
+		mapfile -t pkgs < <(header_packages "linux-headers-$version")
+		echo "build-test-modules: fetching ${pkgs[*]}" >&2
+		mkdir -p "$tmp/debs" "$tmp/tree"
+		# As src/vm/kernels.ts: as root, download as root (the _apt user
+		# cannot write into root's temporary directory).
+		sandbox=()
+		((EUID == 0)) && sandbox=(-o APT::Sandbox::User=root)
+		(cd "$tmp/debs" && apt-get download -q "${sandbox[@]}" "${pkgs[@]}" >/dev/null)
+		for deb in "$tmp"/debs/*.deb; do dpkg-deb -x "$deb" "$tmp/tree"; done
+		# The arch-specific tree's Makefile includes the -common tree by its
+		# absolute path under /usr/src: point it into the cache instead.
+		sed -i "s#^include /usr/src/#include $dest/usr/src/#" "$tmp/tree/usr/src/linux-headers-$version/Makefile"
+		printf '%s\n' "${pkgs[@]}" >"$tmp/tree/.krsi-headers"
+		rm -rf "$dest"
+		mv "$tmp/tree" "$dest"
+	fi
+	echo "$build"
+}
+
+for version in "${versions[@]}"; do
+	build=$(headers_for "$version")
+	for f in "${fixtures[@]}"; do
+		dir=$out/$version/$f
+		mkdir -p "$dir"
+		# kbuild writes next to the sources: build a copy, refreshed only when changed.
+		for src in "$root"/test/fixtures/"$f"/*; do
+			cmp -s "$src" "$dir/$(basename "$src")" || cp "$src" "$dir/"
+		done
+		# No BTF for the fixture: generating it needs pahole and the
+		# kernel's vmlinux, and modules load without it.
+		make -s -C "$build" M="$dir" CONFIG_DEBUG_INFO_BTF_MODULES= modules >&2
+		for ko in "$dir"/*.ko; do
+			cmp -s "$ko" "$out/$version/$(basename "$ko")" || cp "$ko" "$out/$version/"
+		done
+	done
+done
