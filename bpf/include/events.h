@@ -743,4 +743,28 @@ struct krsi_tamper_event {
 	__u64 target;			/* the agent's pid, an object id, a pin's inode */
 };
 
+
+/* --- Process snapshot (bpf/hooks/proc_snapshot.bpf.c) --------------------
+ *
+ * What an iterator over the tasks writes for each process, for the agent:
+ * struct krsi_proc_entry, then path_len bytes of the executable's path.
+ */
+#define KRSI_PROC_HAS_EXE (1 << 0)	/* a user process with an executable (not a kernel thread) */
+
+struct krsi_proc_entry {
+	__u32 tgid;
+	__u32 ppid;			/* real_parent's tgid */
+	__u64 start_ns;			/* start_boottime */
+	__u64 ino;			/* of the executable */
+	__u32 dev;			/* kernel dev_t of its file system (major << 20 | minor) */
+	__u32 path_len;			/* bytes of path that follow; 0: unresolved */
+	__u32 flags;			/* KRSI_PROC_* */
+	__u32 __pad;
+};
+
+struct krsi_proc_record {
+	struct krsi_proc_entry entry;
+	char path[KRSI_PATH_MAX];
+};
+
 #endif /* KRSI_EVENTS_H */

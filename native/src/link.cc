@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <unistd.h>
 
 namespace krsi {
 
@@ -39,6 +40,7 @@ private:
 	Napi::Value Close(const Napi::CallbackInfo &info);
 	Napi::Value Id(const Napi::CallbackInfo &info);
 	Napi::Value GetInfo(const Napi::CallbackInfo &info);
+	Napi::Value ReadIter(const Napi::CallbackInfo &info);
 
 	struct bpf_link *link_ = nullptr;
 };
@@ -71,6 +73,7 @@ Napi::Function BpfLinkWrap::Define(Napi::Env env)
 		InstanceMethod<&BpfLinkWrap::Close>("close"),
 		InstanceMethod<&BpfLinkWrap::Id>("id"),
 		InstanceMethod<&BpfLinkWrap::GetInfo>("info"),
+		InstanceMethod<&BpfLinkWrap::ReadIter>("readIter"),
 	});
 	GetAddonData(env)->link_ctor = Napi::Persistent(ctor);
 	return ctor;
@@ -212,6 +215,49 @@ Napi::Value BpfLinkWrap::Id(const Napi::CallbackInfo &info)
 	if (!CheckOpen(env) || !Info(env, &link_info))
 		return env.Undefined();
 	return Napi::Number::New(env, link_info.id);
+}
+
+/*
+ * Runs an iterator link (iter/ programs) once: bpf_iter_create() gives a
+ * seq_file whose reads run the program over every object; returns its
+ * whole output.  Bounded, so that a runaway iterator cannot eat the heap.
+ */
+Napi::Value BpfLinkWrap::ReadIter(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	const size_t limit = 64u << 20;
+	std::string out;
+	char buf[16384];
+	LibbpfCall call;
+
+	if (!CheckOpen(env))
+		return env.Undefined();
+	int fd = bpf_iter_create(bpf_link__fd(link_));
+	if (fd < 0) {
+		ThrowErrno(env, "bpf_iter_create", errno, "");
+		return env.Undefined();
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int err = errno;
+			close(fd);
+			ThrowErrno(env, "read", err, "iterator");
+			return env.Undefined();
+		}
+		if (n == 0)
+			break;
+		if (out.size() + n > limit) {
+			close(fd);
+			ThrowErrno(env, "read", E2BIG, "iterator output over 64 MiB");
+			return env.Undefined();
+		}
+		out.append(buf, n);
+	}
+	close(fd);
+	return Napi::Buffer<char>::Copy(env, out.data(), out.size());
 }
 
 /* What identifies a link found in bpffs: its id, its program's id and its kind. */

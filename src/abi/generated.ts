@@ -168,6 +168,7 @@ export const KRSI_PHOOK_PTRACE = 8;
 export const KRSI_PHOOK_SETID = 10;
 export const KRSI_PIN_ROOT_MAX = 128;
 export const KRSI_PREFIX_MAX = 255;
+export const KRSI_PROC_HAS_EXE = 1;
 export const KRSI_PTRACE_ATTACH = 1;
 export const KRSI_PTRACE_TARGET_PATH_UNRESOLVED = 1;
 export const KRSI_PTRACE_TRACEME = 2;
@@ -1461,6 +1462,83 @@ export function encodeKrsiPrefixKey(value: KrsiPrefixKey, v = new DataView(new A
   v.setUint32(o + 0, value.prefixlen, true);
   v.setUint8(o + 4, value.table);
   new Uint8Array(v.buffer, v.byteOffset + o + 5, 255).set(value.s.subarray(0, 255));
+  return v;
+}
+
+/** struct krsi_proc_entry (40 bytes) */
+export interface KrsiProcEntry {
+  tgid: number;
+  ppid: number;
+  startNs: bigint;
+  ino: bigint;
+  dev: number;
+  pathLen: number;
+  flags: number;
+}
+
+export const KrsiProcEntryLayout = {
+  name: 'krsi_proc_entry',
+  size: 40,
+  fields: {
+    tgid: { offset: 0, size: 4 },
+    ppid: { offset: 4, size: 4 },
+    start_ns: { offset: 8, size: 8 },
+    ino: { offset: 16, size: 8 },
+    dev: { offset: 24, size: 4 },
+    path_len: { offset: 28, size: 4 },
+    flags: { offset: 32, size: 4 },
+    __pad: { offset: 36, size: 4 },
+  },
+} as const;
+
+export function decodeKrsiProcEntry(v: DataView, o = 0): KrsiProcEntry {
+  return {
+    tgid: v.getUint32(o + 0, true),
+    ppid: v.getUint32(o + 4, true),
+    startNs: v.getBigUint64(o + 8, true),
+    ino: v.getBigUint64(o + 16, true),
+    dev: v.getUint32(o + 24, true),
+    pathLen: v.getUint32(o + 28, true),
+    flags: v.getUint32(o + 32, true),
+  };
+}
+
+export function encodeKrsiProcEntry(value: KrsiProcEntry, v = new DataView(new ArrayBuffer(40)), o = 0): DataView {
+  v.setUint32(o + 0, value.tgid, true);
+  v.setUint32(o + 4, value.ppid, true);
+  v.setBigUint64(o + 8, value.startNs, true);
+  v.setBigUint64(o + 16, value.ino, true);
+  v.setUint32(o + 24, value.dev, true);
+  v.setUint32(o + 28, value.pathLen, true);
+  v.setUint32(o + 32, value.flags, true);
+  return v;
+}
+
+/** struct krsi_proc_record (4136 bytes) */
+export interface KrsiProcRecord {
+  entry: KrsiProcEntry;
+  path: Uint8Array;
+}
+
+export const KrsiProcRecordLayout = {
+  name: 'krsi_proc_record',
+  size: 4136,
+  fields: {
+    entry: { offset: 0, size: 40 },
+    path: { offset: 40, size: 4096 },
+  },
+} as const;
+
+export function decodeKrsiProcRecord(v: DataView, o = 0): KrsiProcRecord {
+  return {
+    entry: decodeKrsiProcEntry(v, o + 0),
+    path: new Uint8Array(v.buffer, v.byteOffset + o + 40, Math.max(0, Math.min(4096, v.byteLength - (o + 40)))),
+  };
+}
+
+export function encodeKrsiProcRecord(value: KrsiProcRecord, v = new DataView(new ArrayBuffer(4136)), o = 0): DataView {
+  encodeKrsiProcEntry(value.entry, v, o + 0);
+  new Uint8Array(v.buffer, v.byteOffset + o + 40, 4096).set(value.path.subarray(0, 4096));
   return v;
 }
 

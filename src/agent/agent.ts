@@ -37,6 +37,7 @@ import { Generations } from './generations.js';
 import { hooks, programsInAttachOrder } from './hooks.js';
 import { PolicyMaps } from './policy-maps.js';
 import { seedClasses } from './seed-classes.js';
+import { ProcSnapshot } from './proc-snapshot.js';
 import { DEFAULT_PIN_ROOT, PinLayout, openPinnedLinks, pinMaps, retireLinks, reusePinnedMaps, unpinAll } from './pins.js';
 import { readState, writeState, type AgentState } from './state.js';
 import { Accounting, DEFAULT_EVENTS_PER_SECOND, Pacer, gapEvent } from './accounting.js';
@@ -146,6 +147,10 @@ export class Agent implements AgentControl {
   private modules: ModuleWatch | null = null;
   private readonly accounting = new Accounting();
   private readonly cpus = native.numPossibleCpus();
+  private procSnapshotReader: ProcSnapshot | null = null;
+  private get procSnapshot(): ProcSnapshot {
+    return (this.procSnapshotReader ??= new ProcSnapshot(this.object));
+  }
   private expiryTimer: NodeJS.Timeout | null = null;
   private policies: LoadedPolicySource[] = [];
   private generation = 0n;
@@ -413,7 +418,7 @@ export class Agent implements AgentControl {
       // Classes of running processes, written for the new generation before
       // the switch (ignored until then), and again after it for processes
       // that exec'd or forked meanwhile under the old one.
-      seedClasses(this.object.map('task_ctx'), generation, compiled.classes, this.listMembership(), compiled.needsSha256);
+      seedClasses(this.object.map('task_ctx'), this.procSnapshot.read(), generation, compiled.classes, this.listMembership(), compiled.needsSha256);
     }
     watchEnvNames(this.object.map('env_watch'), compiled.envNames);
     const timing = await this.policyMaps.install(compiled);
@@ -423,7 +428,7 @@ export class Agent implements AgentControl {
     this.reactions.set(reactions);
     if (this.statePath) writeState(this.statePath, { generation, policies: this.policies });
     if (compiled.classes.length > 0) {
-      const again = seedClasses(this.object.map('task_ctx'), generation, compiled.classes, this.listMembership(), compiled.needsSha256);
+      const again = seedClasses(this.object.map('task_ctx'), this.procSnapshot.read(), generation, compiled.classes, this.listMembership(), compiled.needsSha256);
       log.debug(again, 'binary classes seeded');
     }
     const result: ApplyResult = {
@@ -629,6 +634,7 @@ export class Agent implements AgentControl {
     // the same): enforcement outlives the agent unless it stops cleanly.
     for (const { link } of this.links) link.close();
     this.links = [];
+    this.procSnapshotReader?.close();
     this.pacer?.stop();
     this.decisionsRing?.close();
     this.eventsRing?.close();

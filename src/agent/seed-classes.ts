@@ -1,51 +1,36 @@
 // Binary classes for the processes that were running before a generation:
 // the kernel computes a task's classes at exec and passes them on at fork,
 // but it cannot go back to tasks that exec'd before the classes existed. The
-// agent computes them from /proc (each process's executable and its chain
-// of parents) with the same matcher `krsi policy test` uses, and writes them
-// into the task_ctx storage through a pidfd.
+// agent computes them from a snapshot of the processes (each one's
+// executable and its chain of parents, src/agent/proc-snapshot.ts) with the
+// same matcher `krsi policy test` uses, and writes them into the task_ctx
+// storage through a pidfd.
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { decodeKrsiTaskCtx, encodeKrsiTaskCtx, KrsiTaskCtxLayout } from '../abi/generated.js';
 import { native, type BpfMap } from '../bpf/native.js';
 import { formatDevice, fromStatDev } from '../events/devices.js';
 import { log } from '../log.js';
+import type { ProcEntry } from './proc-snapshot.js';
 import type { BinaryClass } from '../policy/compile.js';
 import { binaryMatches, type BinaryFacts, type ListMembership } from '../policy/evaluate.js';
 
-interface ProcInfo {
-  ppid: number;
-  exe: BinaryFacts | null;
-}
-
-function readProc(pid: number, wantHash: boolean, hashes: Map<string, string>): ProcInfo | null {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return null;
-  }
-  // comm may hold spaces and parentheses: fields start after the last ')'.
-  const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  let exe: BinaryFacts | null = null;
-  try {
-    const path = readlinkSync(`/proc/${pid}/exe`);
-    const st = statSync(`/proc/${pid}/exe`, { bigint: true });
-    const dev = formatDevice(fromStatDev(st.dev));
-    exe = { path, dev, ino: st.ino };
-    if (wantHash) {
-      const key = `${dev}/${st.ino}`;
-      let h = hashes.get(key);
-      if (h === undefined) {
-        h = createHash('sha256').update(readFileSync(`/proc/${pid}/exe`)).digest('hex');
-        hashes.set(key, h);
-      }
-      exe.sha256 = h;
+/** sha256 of a process's executable, by path (the agent may read any file). */
+function exeDigest(exe: BinaryFacts, hashes: Map<string, string>): string | undefined {
+  const key = `${exe.dev}/${exe.ino}`;
+  let h = hashes.get(key);
+  if (h === undefined) {
+    try {
+      const st = statSync(exe.path, { bigint: true });
+      // The path may name another file by now (replaced, deleted): only the same inode counts.
+      if (formatDevice(fromStatDev(st.dev)) !== exe.dev || st.ino !== exe.ino) return undefined;
+      h = createHash('sha256').update(readFileSync(exe.path)).digest('hex');
+    } catch {
+      return undefined;
     }
-  } catch {
-    // A kernel thread has no executable.
+    hashes.set(key, h);
   }
-  return { ppid, exe };
+  return h;
 }
 
 function classesOf(exe: BinaryFacts | null, classes: readonly BinaryClass[], lists: ListMembership): bigint {
@@ -64,17 +49,17 @@ export interface SeedResult {
 /** Writes classes of `generation` for every running process. */
 export function seedClasses(
   taskCtx: BpfMap,
+  snapshot: readonly ProcEntry[],
   generation: bigint,
   classes: readonly BinaryClass[],
   lists: ListMembership,
   wantHash: boolean,
 ): SeedResult {
   const hashes = new Map<string, string>();
-  const procs = new Map<number, ProcInfo>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const info = readProc(Number(name), wantHash, hashes);
-    if (info) procs.set(Number(name), info);
+  const procs = new Map<number, { ppid: number; exe: BinaryFacts | null }>();
+  for (const p of snapshot) {
+    const digest = p.exe && wantHash ? exeDigest(p.exe, hashes) : undefined;
+    procs.set(p.tgid, { ppid: p.ppid, exe: p.exe && digest !== undefined ? { ...p.exe, sha256: digest } : p.exe });
   }
   const selfBits = new Map<number, bigint>();
   for (const [pid, info] of procs) selfBits.set(pid, classesOf(info.exe, classes, lists));

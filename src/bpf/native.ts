@@ -107,6 +107,8 @@ export interface BpfLink {
   /** Kernel link id. */
   id(): number;
   /** What identifies a link, e.g. one adopted from bpffs (bpf_obj_get_info_by_fd on the link). */
+  /** An iterator link (iter/ program): runs it once and returns its whole output (at most 64 MiB). */
+  readIter(): Buffer;
   info(): LinkInfo;
 }
 
