@@ -28,7 +28,7 @@ int proc_snapshot(struct bpf_iter__task *ctx)
 	struct krsi_proc_record *r;
 	struct file *exe;
 	struct inode *inode;
-	__u32 zero = 0;
+	__u32 zero = 0, len;
 	long n;
 
 	/* One line per process: the leader stands for its threads. */
@@ -52,7 +52,11 @@ int proc_snapshot(struct bpf_iter__task *ctx)
 			r->entry.path_len = n - 1; /* without the NUL */
 	}
 	bpf_seq_write(seq, &r->entry, sizeof(r->entry));
-	if (r->entry.path_len > 0 && r->entry.path_len < KRSI_PATH_MAX)
-		bpf_seq_write(seq, r->path, r->entry.path_len);
+	len = r->entry.path_len;
+	/* The mask, not only the test: clang may test one register and pass another. */
+	if (len > 0 && len < KRSI_PATH_MAX) {
+		barrier_var(len);
+		bpf_seq_write(seq, r->path, len & (KRSI_PATH_MAX - 1));
+	}
 	return 0;
 }
