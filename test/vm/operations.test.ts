@@ -254,4 +254,31 @@ spec:
     );
     assert.equal(refused, 'refused', 'the metrics listener is closed');
   });
+
+  test('SIGHUP (an agent run with --no-protect) reloads the policy files all or nothing', async (t) => {
+    if (!requireKernel(t, '5.7', 'BPF LSM')) return;
+    writeFileSync(policyPath, policyText('hup', target));
+    const hup = await startAgent({ policies: [policyDir], args: ['--no-protect'] });
+    try {
+      const generation = (): number => JSON.parse(hup.krsi('status', '--json').stdout).generation;
+      assert.equal(generation(), 1);
+      assert.ok(denied(target));
+      writeFileSync(policyPath, policyText('hup', target2));
+      hup.child.kill('SIGHUP');
+      for (let i = 0; i < 100 && !hup.stderr().includes('policies reloaded on SIGHUP'); i++) await sleep(100);
+      assert.equal(generation(), 2, hup.stderr());
+      assert.ok(denied(target2));
+      assert.ok(!denied(target));
+      writeFileSync(policyPath, `${policyText('hup', target)}    - name: broken\n      hook: exec\n      action: explode\n`);
+      hup.child.kill('SIGHUP');
+      for (let i = 0; i < 100 && !hup.stderr().includes('SIGHUP reload failed'); i++) await sleep(100);
+      assert.match(hup.stderr(), /SIGHUP reload failed; the policy in force is unchanged/);
+      assert.equal(generation(), 2);
+      assert.ok(denied(target2), 'generation 2 still in force');
+      // Diagnostics stayed on stderr: every stdout line was a schema-valid event (startAgent checks each).
+      assert.ok(hup.events.every((e) => EventSchema.safeParse(e).success));
+    } finally {
+      assert.equal(await hup.stop(), 0);
+    }
+  });
 });
