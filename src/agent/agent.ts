@@ -47,6 +47,7 @@ import { KRSI_EVENT_MODULE_STATE } from '../abi/generated.js';
 import { decodeModuleStateRecord } from '../events/module.js';
 import { lockPointState, reachLockPoint, type LockPointState } from './lock-point.js';
 import { ModuleWatch } from './module-watch.js';
+import { ruleStates } from '../ops/rule-states.js';
 import { ContentHasher, kernelHasImaFileHash } from './content-hasher.js';
 import { DEFAULT_ENV_RECORD, checkEnvRecordNames, watchEnvNames, writeEnvRecord } from './env-record.js';
 
@@ -525,6 +526,18 @@ export class Agent implements AgentControl {
       tamper: this.tamperCounters(),
       landlock: this.confinement,
       reactions: this.reactions.latency(),
+      ...this.operationsStatus(),
+    };
+  }
+
+  /** Process figures, hooks attached and rule states (issue 7: `krsi status`). */
+  private operationsStatus(): Pick<AgentStatus, 'process' | 'hooks' | 'rules'> {
+    const cpu = process.cpuUsage();
+    const attached = new Set(this.links.map((l) => l.program));
+    return {
+      process: { cpuUserSeconds: cpu.user / 1e6, cpuSystemSeconds: cpu.system / 1e6, rssBytes: process.memoryUsage.rss() },
+      hooks: hooks.map((h) => ({ hook: h.hook, program: h.program, enforcing: h.enforcing, attached: attached.has(h.program) })),
+      rules: ruleStates(this.policies.map((p) => p.policy), { attached, ima: this.ima, lockPointReached: this.lockPoint().reached }),
     };
   }
 

@@ -3,6 +3,7 @@
 // agent (src/agent/agent.ts) implements them.
 import type { Decision, EventFacts } from '../policy/evaluate.js';
 import type { ListType, Policy } from '../policy/schema.js';
+import type { RuleStatus } from '../ops/rule-states.js';
 
 export interface LoadedPolicySource {
   policy: Policy;
@@ -67,6 +68,12 @@ export interface AgentStatus {
   landlock: { abi: number; writable: string[]; verified: boolean } | null;
   /** Reactions carried out, and their signal-to-mitigation latency over the last 1024. */
   reactions: { count: number; p50Us: number | null; p99Us: number | null };
+  /** The agent process: CPU time used since it started, resident memory. */
+  process: { cpuUserSeconds: number; cpuSystemSeconds: number; rssBytes: number };
+  /** Every hook's program and whether it is attached on this kernel. */
+  hooks: Array<{ hook: string; program: string; enforcing: boolean; attached: boolean }>;
+  /** Each rule in force: enforced, monitor, degraded or inactive, and why (src/ops/rule-states.ts). */
+  rules: RuleStatus[];
 }
 
 export interface AgentControl {

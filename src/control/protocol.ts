@@ -18,6 +18,7 @@ import { z } from 'zod';
 import type { AgentStatus, ApplyResult, ListChange, ListView, LoadedPolicySource } from '../agent/control-api.js';
 import type { BinaryFacts, Decision, EventFacts } from '../policy/evaluate.js';
 import { checkPolicy, formatPolicyIssue } from '../policy/load.js';
+import { EventFilterSchema } from '../ops/filter.js';
 import { ACTIONS, HOOKS, LIST_TYPES, MODES, MatchSchema, PolicySchema, parseCidr, type Match, type Policy } from '../policy/schema.js';
 
 export { DEFAULT_SOCKET_PATH } from './socket-path.js';
@@ -279,6 +280,18 @@ export const METHODS = {
       tamper: z.record(z.string(), z.number()),
       landlock: z.object({ abi: z.number().int(), writable: z.array(z.string()), verified: z.boolean() }).nullable(),
       reactions: z.object({ count: z.number().int(), p50Us: z.number().nullable(), p99Us: z.number().nullable() }),
+      process: z.object({ cpuUserSeconds: z.number(), cpuSystemSeconds: z.number(), rssBytes: z.number() }),
+      hooks: z.array(z.object({ hook: z.string(), program: z.string(), enforcing: z.boolean(), attached: z.boolean() })),
+      rules: z.array(
+        z.object({
+          policy: z.string(),
+          rule: z.string(),
+          hook: z.string(),
+          action: z.string(),
+          state: z.enum(['enforced', 'monitor', 'degraded', 'inactive']),
+          reason: z.string().optional(),
+        }).transform(({ reason, ...r }) => (reason === undefined ? r : { ...r, reason })),
+      ),
     }),
   },
   'policy.apply': {
@@ -327,6 +340,27 @@ export const METHODS = {
     params: noParams,
     result: z.object({ reached: z.boolean(), since: z.string().nullable(), already: z.boolean() }),
   },
+  /**
+   * Streams events: answered once, then the agent writes one line per
+   * matching event, {"event": {...}}, and {"lost": n} where it had to drop n
+   * of them because the client read too slowly. backlog: send the last n
+   * matching events first (at most 1000).
+   */
+  'events.subscribe': {
+    params: z.object({ filter: EventFilterSchema.default({}), backlog: z.number().int().min(0).max(1000).default(0) }).strict(),
+    result: z.object({ subscribed: z.literal(true) }),
+  },
+  /** Loads the agent's policy files again (`krsi run --policy`) and applies them: all or nothing, as SIGHUP. */
+  reload: {
+    params: noParams,
+    result: z.object({
+      generation: z.number().int(),
+      compileMs: z.number(),
+      swapMs: z.number(),
+      rules: z.number().int(),
+      entries: z.number().int(),
+    }),
+  },
   /** Answered at once; the agent then stops and, doing so, closes the socket. */
   stop: {
     params: noParams,
@@ -359,6 +393,8 @@ export interface MethodResults {
   explain: Decision;
   lock: { generation: number };
   'lockpoint.reach': { reached: boolean; since: string | null; already: boolean };
+  'events.subscribe': { subscribed: true };
+  reload: ApplyResult;
   stop: StopResult;
 }
 
@@ -376,6 +412,8 @@ const schemasMatchTheApi: {
   explain: true,
   lock: true,
   'lockpoint.reach': true,
+  'events.subscribe': true,
+  reload: true,
   stop: true,
 };
 void schemasMatchTheApi;

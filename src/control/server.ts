@@ -9,7 +9,8 @@ import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import type { AgentControl } from '../agent/control-api.js';
+import type { AgentControl, ApplyResult } from '../agent/control-api.js';
+import type { EventHub } from '../ops/event-hub.js';
 import { InputError } from '../errors.js';
 import { log as defaultLog } from '../log.js';
 import { socketPeerCredentials, type PeerCredentials } from '../system/peer-credentials.js';
@@ -35,6 +36,10 @@ export interface ControlServerOptions {
   logger?: Logger;
   /** A client that takes no part of an answer for this long is disconnected. */
   stallTimeoutMs?: number;
+  /** Where events.subscribe subscribes (absent: the method is refused). */
+  events?: EventHub;
+  /** What the reload method does: load the policy files again and apply them (absent: refused). */
+  reload?: () => Promise<ApplyResult>;
 }
 
 export interface ControlServer {
@@ -89,7 +94,7 @@ export async function startControlServer(control: AgentControl, opts: ControlSer
       return;
     }
     logger.debug({ peer }, 'control connection');
-    const connection = new Connection(socket, control, logger, stallTimeoutMs, peer);
+    const connection = new Connection(socket, control, logger, stallTimeoutMs, peer, opts);
     connections.add(connection);
     socket.once('close', () => connections.delete(connection));
   });
@@ -239,6 +244,7 @@ class Connection {
     private readonly logger: Logger,
     private readonly stallTimeoutMs: number,
     private readonly peer: PeerCredentials,
+    private readonly ops: Pick<ControlServerOptions, 'events' | 'reload'> = {},
   ) {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => {
@@ -431,6 +437,25 @@ class Connection {
       case 'lockpoint.reach': {
         this.logger.info({ peer: this.peer }, 'lock point requested on the control socket');
         return { result: await c.reachLockPoint() };
+      }
+      case 'events.subscribe': {
+        const p = params as MethodParams<'events.subscribe'>;
+        const hub = this.ops.events;
+        if (!hub) throw new InputError('this agent serves no event subscriptions');
+        this.logger.info({ peer: this.peer, filter: p.filter }, 'event subscription');
+        // Answered first; then the stream, on this connection, until it closes.
+        const after = (): void => {
+          if (this.socket.destroyed) return;
+          const socket = this.socket;
+          const sub = hub.subscribe(p.filter, { pending: () => socket.writableLength, write: (line) => void (socket.writable && socket.write(line)) }, p.backlog);
+          socket.once('close', () => sub.close());
+        };
+        return { result: { subscribed: true }, after };
+      }
+      case 'reload': {
+        if (!this.ops.reload) throw new InputError('this agent has no policy files to reload (it was started without --policy)');
+        this.logger.info({ peer: this.peer }, 'policy reload requested on the control socket');
+        return { result: await this.ops.reload() };
       }
       case 'stop': {
         this.logger.info({ peer: this.peer }, 'stop requested on the control socket');

@@ -23,6 +23,15 @@ export const ProcessSchema = z
     comm_base64: base64.optional().describe('exact bytes of comm, present only when they are not valid UTF-8'),
     cgroup_id: u64String.describe('cgroup v2 id'),
     start_boottime_ns: u64String.describe('process start, ns since boot: with pid, an identity that survives pid reuse'),
+    // Enrichment by the agent (src/ops/enrich.ts), from its process cache and /proc; absent when unknown.
+    ancestors: z
+      .array(z.object({ pid: u32, comm: z.string(), exe: z.string().optional() }).strict())
+      .optional()
+      .describe("the parent, its parent and so on (at most 8), from the agent's process cache; stops at the first unknown process or at pid 1"),
+    cgroup: z.string().optional().describe('cgroup v2 path of the process (from cgroup_id), e.g. /system.slice/ssh.service'),
+    container_id: z.string().regex(/^[0-9a-f]{12,64}$/).optional().describe('container id read from the cgroup path (docker, containerd, cri-o, podman)'),
+    user: z.string().optional().describe('name of uid in /etc/passwd'),
+    group: z.string().optional().describe('name of gid in /etc/group'),
   })
   .strict();
 

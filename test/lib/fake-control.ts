@@ -59,6 +59,11 @@ export class FakeControl implements AgentControl {
       tamper: {},
       landlock: null,
       reactions: { count: 0, p50Us: null, p99Us: null },
+      process: { cpuUserSeconds: 0.5, cpuSystemSeconds: 0.25, rssBytes: 50_000_000 },
+      hooks: [{ hook: 'bprm_check_security', program: 'exec_check', enforcing: true, attached: true }],
+      rules: this.policies.flatMap((p) =>
+        p.policy.spec.rules.map((r) => ({ policy: p.policy.metadata.name, rule: r.name, hook: r.hook, action: r.action, state: 'enforced' as const })),
+      ),
     };
   }
 

@@ -13,6 +13,8 @@ import { bpffs, ensureMounted } from '../../system/mounts.js';
 import { dirname, resolve } from 'node:path';
 import { CliError, ExitCode } from '../exit-codes.js';
 import { explainKernelError } from '../kernel-errors.js';
+import { parseListenAddress } from '../../ops/address.js';
+import type { Operations } from '../../ops/operations.js';
 
 interface RunOptions {
   policy: string[];
@@ -31,6 +33,11 @@ interface RunOptions {
   eventsPerSecond?: number;
   envRecord: string[];
   ima: boolean;
+  eventsFile?: string;
+  eventsFileMaxBytes: number;
+  eventsFileKeep: number;
+  metrics?: string;
+  enrich: boolean;
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -48,6 +55,29 @@ function parseRingBytes(value: string): number {
     throw new InvalidArgumentError('a power of two from 4096 to 1073741824');
   }
   return n;
+}
+
+function parseByteSize(value: string): number {
+  const m = /^(\d+)([KMG]i?B?)?$/i.exec(value);
+  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(m?.[2]?.[0] ?? '').toLowerCase()] ?? 1;
+  const n = m ? Number(m[1]) * mult : NaN;
+  if (!Number.isSafeInteger(n) || n < 4096) throw new InvalidArgumentError('a size of at least 4096 bytes (e.g. 104857600, 100M)');
+  return n;
+}
+
+function parseKeep(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 1000) throw new InvalidArgumentError('an integer from 0 to 1000');
+  return n;
+}
+
+function parseAddress(value: string): string {
+  try {
+    parseListenAddress(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  return value;
 }
 
 function parseRate(value: string): number {
@@ -80,6 +110,11 @@ export function registerRun(program: Command): void {
       collect,
       [],
     )
+    .option('--events-file <path>', 'also write the event stream as JSON lines to this file, rotated by size')
+    .option('--events-file-max-bytes <n>', 'rotate the events file before it grows past this size (suffixes K, M, G)', parseByteSize, 100 * 1024 * 1024)
+    .option('--events-file-keep <k>', 'rotated events files kept (PATH.1 newest ... PATH.K oldest)', parseKeep, 5)
+    .option('--metrics <host:port>', 'serve Prometheus metrics on http://host:port/metrics (e.g. 127.0.0.1:9464)', parseAddress)
+    .option('--no-enrich', 'do not add ancestors, cgroup path, container id and user names to events')
     .option('--no-ima', "compute sha256 digests in the agent instead of with IMA in the kernel (the fallback for kernels without bpf_ima_file_hash)")
     .action(async (opts: RunOptions) => {
       process.exitCode = await run(opts);
@@ -102,12 +137,21 @@ async function loadSources(paths: readonly string[]): Promise<LoadedPolicySource
  * socket, its pins. With Landlock, nowhere else.
  */
 function writableDirs(opts: RunOptions): string[] {
-  return [dirname(resolve(opts.lists)), ...(opts.control ? [dirname(resolve(opts.socket))] : []), resolve(opts.pinRoot)];
+  return [
+    dirname(resolve(opts.lists)),
+    ...(opts.control ? [dirname(resolve(opts.socket))] : []),
+    resolve(opts.pinRoot),
+    ...(opts.eventsFile ? [dirname(resolve(opts.eventsFile))] : []),
+  ];
 }
 
 async function run(opts: RunOptions): Promise<number> {
+  let ops: Operations | null = null;
   const write = (event: KrsiEvent): void => {
-    process.stdout.write(`${formatEvent(event, opts.format)}\n`);
+    ops?.enrich(event);
+    const json = formatEvent(event, 'json');
+    process.stdout.write(`${opts.format === 'json' ? json : formatEvent(event, opts.format)}\n`);
+    ops?.publish(event, json);
   };
   let sources: LoadedPolicySource[];
   try {
@@ -122,6 +166,16 @@ async function run(opts: RunOptions): Promise<number> {
     // bpffs must be mounted before the agent may no longer run mount(8).
     ensureMounted(bpffs);
     confineAndReexec(writableDirs(opts)); // returns only where Landlock is unavailable
+  }
+
+  try {
+    const { Operations } = await import('../../ops/operations.js');
+    ops = new Operations({
+      enrich: opts.enrich,
+      ...(opts.eventsFile ? { eventsFile: { path: resolve(opts.eventsFile), maxBytes: opts.eventsFileMaxBytes, keep: opts.eventsFileKeep } } : {}),
+    });
+  } catch (err) {
+    throw new CliError(`cannot open the events file ${opts.eventsFile}: ${(err as Error).message}`, ExitCode.failure);
   }
 
   let requestStop: (reason: string) => void = () => undefined;
@@ -158,10 +212,23 @@ async function run(opts: RunOptions): Promise<number> {
   if (opts.control) {
     const { startControlServer } = await import('../../control/server.js');
     try {
-      server = await startControlServer(agent, { path: opts.socket });
+      server = await startControlServer(agent, {
+        path: opts.socket,
+        events: ops.hub,
+        ...(opts.policy.length > 0 ? { reload: () => loadSources(opts.policy).then((next) => agent.applyPolicies(next)) } : {}),
+      });
     } catch (err) {
       agent.shutdown();
       throw new CliError(`cannot serve the control socket: ${(err as Error).message}`, ExitCode.failure);
+    }
+  }
+  if (opts.metrics) {
+    try {
+      await ops.serveMetrics(() => agent.status(), parseListenAddress(opts.metrics));
+    } catch (err) {
+      agent.shutdown();
+      await server?.close();
+      throw new CliError(`cannot serve metrics on ${opts.metrics}: ${(err as Error).message}`, ExitCode.failure);
     }
   }
   const confinement = opts.landlock ? verifyConfinement(writableDirs(opts)) : null;
@@ -193,5 +260,6 @@ async function run(opts: RunOptions): Promise<number> {
   const final = agent.shutdown();
   await server?.close();
   if (final && process.stdout.writable) write(final);
+  await ops.close();
   return ExitCode.ok;
 }

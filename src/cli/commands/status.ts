@@ -7,6 +7,7 @@ import { addSocketOption, json, out, withAgent, type SocketOptions } from './age
 export function renderStatus(s: AgentStatus): string {
   const lines = [
     `agent pid ${s.pid} on Linux ${s.kernel}, up ${s.uptimeSeconds} s`,
+    `agent process: CPU ${s.process.cpuUserSeconds.toFixed(2)} s user + ${s.process.cpuSystemSeconds.toFixed(2)} s system, RSS ${(s.process.rssBytes / 1048576).toFixed(1)} MiB`,
     `policy generation ${s.generation}: ${s.policies.length ? s.policies.join(', ') : 'no policies'}`,
     `programs: ${s.programs.join(', ')}`,
     `events received: ${s.received}`,
@@ -20,6 +21,12 @@ export function renderStatus(s: AgentStatus): string {
     `tamper attempts denied: ${Object.entries(s.tamper).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`,
     'lists:',
     ...(s.lists.length ? s.lists.map((l) => `  ${l.name} (${l.type}): ${l.size} entries`) : ['  none']),
+    `hooks attached: ${s.hooks.filter((h) => h.attached).length} of ${s.hooks.length}`,
+    ...s.hooks.filter((h) => !h.attached).map((h) => `  NOT attached: ${h.hook} (${h.program})`),
+    'rules:',
+    ...(s.rules.length
+      ? s.rules.map((r) => `  ${r.policy}/${r.rule} (${r.hook}, ${r.action}): ${r.state}${r.reason ? ` - ${r.reason}` : ''}`)
+      : ['  none']),
     'per hook: seen / denied / emitted / dropped / rate-limited',
     ...Object.entries(s.counters).map(([hook, c]) => `  ${hook}: ${c.seen} / ${c.denied} / ${c.emitted} / ${c.dropped} / ${c.rate_limited}`),
   ];
