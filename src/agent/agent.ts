@@ -37,7 +37,7 @@ import { Generations } from './generations.js';
 import { hooks, programsInAttachOrder } from './hooks.js';
 import { PolicyMaps } from './policy-maps.js';
 import { seedClasses } from './seed-classes.js';
-import { ProcSnapshot } from './proc-snapshot.js';
+import { ProcSnapshot, type ProcEntry } from './proc-snapshot.js';
 import { DEFAULT_PIN_ROOT, PinLayout, openPinnedLinks, pinMaps, retireLinks, reusePinnedMaps, unpinAll } from './pins.js';
 import { readState, writeState, type AgentState } from './state.js';
 import { Accounting, DEFAULT_EVENTS_PER_SECOND, Pacer, gapEvent } from './accounting.js';
@@ -149,6 +149,12 @@ export class Agent implements AgentControl {
   private readonly accounting = new Accounting();
   private readonly cpus = native.numPossibleCpus();
   private procSnapshotReader: ProcSnapshot | null = null;
+
+  /** The running processes and their executables, as the kernel sees them. */
+  processSnapshot(): ProcEntry[] {
+    return this.procSnapshot.read();
+  }
+
   private get procSnapshot(): ProcSnapshot {
     return (this.procSnapshotReader ??= new ProcSnapshot(this.object));
   }

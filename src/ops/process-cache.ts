@@ -99,6 +99,19 @@ export class ProcessCache {
     return this.procs.size;
   }
 
+  /** Executables from the kernel's process snapshot, for processes /proc would not name them for. */
+  learnExecutables(snapshot: ReadonlyArray<{ tgid: number; exe: { path: string } | null }>): number {
+    let learnt = 0;
+    for (const { tgid, exe } of snapshot) {
+      const p = this.procs.get(tgid);
+      if (p && p.exe === undefined && exe?.path) {
+        this.procs.set(tgid, { ...p, exe: exe.path });
+        learnt++;
+      }
+    }
+    return learnt;
+  }
+
   set(p: CachedProcess): void {
     if (!this.procs.has(p.pid) && this.procs.size >= this.maxEntries) this.prune();
     if (this.procs.size >= this.maxEntries) return;

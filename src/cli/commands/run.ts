@@ -207,6 +207,13 @@ async function run(opts: RunOptions): Promise<number> {
     if (err instanceof InputError) throw new CliError(err.message, ExitCode.usage);
     throw new CliError(explainKernelError(err), ExitCode.kernel);
   }
+  // Landlock keeps the agent from reading other processes' /proc/PID/exe:
+  // the kernel's own snapshot names their executables.
+  try {
+    ops.enricher?.cache.learnExecutables(agent.processSnapshot());
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'no process snapshot: ancestors of older processes lack their executable');
+  }
 
   let server: { close(): Promise<void> } | null = null;
   if (opts.control) {
