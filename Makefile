@@ -152,10 +152,8 @@ test: build typecheck kernels test-fixtures test-modules
 	node --import tsx --test $(UNIT_TESTS)
 	@echo "== host kernel tests (tracepoint programs, the binding)"
 	node --import tsx --test $(HOST_TESTS)
-	@for k in $(VM_KERNELS); do \
-		echo "== VM end-to-end tests on Linux $$k"; \
-		./bin/krsi vm --kernel $$k $(VM_FLAGS) -- node --import tsx --test $(VM_TESTS) || exit $$?; \
-	done
+	@echo "== VM end-to-end tests on Linux $(VM_KERNELS), side by side"
+	./scripts/run-vm-suites.sh "$(VM_KERNELS)" "$(VM_FLAGS)" $(VM_TESTS)
 
 test-unit: build
 	node --import tsx --test $(UNIT_TESTS)
@@ -164,9 +162,7 @@ test-host: build
 	node --import tsx --test $(HOST_TESTS)
 
 test-vm: build kernels test-fixtures test-modules
-	@for k in $(VM_KERNELS); do \
-		./bin/krsi vm --kernel $$k $(VM_FLAGS) -- node --import tsx --test $(VM_TESTS) || exit $$?; \
-	done
+	./scripts/run-vm-suites.sh "$(VM_KERNELS)" "$(VM_FLAGS)" $(VM_TESTS)
 
 # --- demo -------------------------------------------------------------------
 demo: build
