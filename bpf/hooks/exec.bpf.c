@@ -266,7 +266,7 @@ static __always_inline __u64 exec_record_size(const struct krsi_exec_event *e)
  * path (already in st->path).
  */
 static __always_inline void binary_dim(struct policy_eval *st, struct krsi_exec_event *e,
-				       struct krsi_task_ctx *tctx)
+				       struct krsi_exec_ctx *xctx)
 {
 	if (!krsi_policy_wants(KRSI_DIM_BINARY))
 		return;
@@ -274,13 +274,13 @@ static __always_inline void binary_dim(struct policy_eval *st, struct krsi_exec_
 	st->value[1] = e->dev;
 	st->value[2] = st->value[3] = 0;
 	krsi_policy_match_value(KRSI_DIM_BINARY);
-	if ((krsi_policy_dim_flags(KRSI_DIM_BINARY) & KRSI_DIMF_SHA256) && tctx &&
-	    tctx->hash_state == KRSI_HASH_VALID && tctx->hash_ino == e->ino &&
-	    tctx->hash_dev == e->dev) {
-		__builtin_memcpy(st->value, tctx->sha256, sizeof(st->value));
+	if ((krsi_policy_dim_flags(KRSI_DIM_BINARY) & KRSI_DIMF_SHA256) && xctx &&
+	    xctx->hash_state == KRSI_HASH_VALID && xctx->hash_ino == e->ino &&
+	    xctx->hash_dev == e->dev) {
+		__builtin_memcpy(st->value, xctx->sha256, sizeof(st->value));
 		krsi_policy_match_value(KRSI_DIM_BINARY);
-	} else if ((krsi_policy_dim_flags(KRSI_DIM_BINARY) & KRSI_DIMF_SHA256) && tctx &&
-		   tctx->hash_state == KRSI_HASH_MISSING) {
+	} else if ((krsi_policy_dim_flags(KRSI_DIM_BINARY) & KRSI_DIMF_SHA256) && xctx &&
+		   xctx->hash_state == KRSI_HASH_MISSING) {
 		e->flags |= KRSI_EXEC_HASH_MISSING;
 	}
 	if (!(e->flags & KRSI_EXEC_PATH_UNRESOLVED))
@@ -314,7 +314,7 @@ int BPF_PROG(exec_check, struct linux_binprm *bprm, int ret)
 	struct task_struct *task = bpf_get_current_task_btf();
 	const char *const *argv, *const *envp;
 	struct krsi_policy_ref ref = {};
-	struct krsi_task_ctx *tctx;
+	struct krsi_exec_ctx *xctx;
 	struct krsi_exec_event *e;
 	struct policy_eval *st;
 	__u32 zero = 0;
@@ -329,13 +329,13 @@ int BPF_PROG(exec_check, struct linux_binprm *bprm, int ret)
 	st = policy_state();
 	if (!e || !st)
 		return 0;
-	tctx = bpf_task_storage_get(&task_ctx, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	xctx = bpf_task_storage_get(&exec_ctx, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 
 	base = fill_exec(e, st, bprm);
 	if (krsi_policy_begin(KRSI_PHOOK_EXEC)) {
 		krsi_policy_ids();
 		krsi_policy_lineage(0);
-		binary_dim(st, e, tctx);
+		binary_dim(st, e, xctx);
 		fileless_dim(st, e);
 		caller_vectors(&argv, &envp);
 		krsi_policy_env((__u64)envp);
@@ -343,10 +343,10 @@ int BPF_PROG(exec_check, struct linux_binprm *bprm, int ret)
 	krsi_policy_decide();
 	ref = st->ref;
 
-	if (tctx) {
-		if (tctx->exec_bprm != (__u64)bprm || outranks(&ref, &tctx->exec_ref))
-			tctx->exec_ref = ref;
-		tctx->exec_bprm = (__u64)bprm;
+	if (xctx) {
+		if (xctx->exec_bprm != (__u64)bprm || outranks(&ref, &xctx->exec_ref))
+			xctx->exec_ref = ref;
+		xctx->exec_bprm = (__u64)bprm;
 	}
 	if (ref.verdict == KRSI_VERDICT_ALLOW) {
 		if (ref.flags & KRSI_REF_SECUREEXEC)
@@ -387,7 +387,7 @@ int BPF_PROG(exec_hash, struct linux_binprm *bprm, int ret)
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct krsi_policy_needs *needs;
 	struct krsi_content_hash *cached;
-	struct krsi_task_ctx *tctx;
+	struct krsi_exec_ctx *xctx;
 	struct file *file = bprm->file;
 	__u32 zero = 0;
 	long algo;
@@ -399,28 +399,28 @@ int BPF_PROG(exec_hash, struct linux_binprm *bprm, int ret)
 		return 0;
 	if (stats)
 		stats->seen++;
-	tctx = bpf_task_storage_get(&task_ctx, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!tctx)
+	xctx = bpf_task_storage_get(&exec_ctx, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!xctx)
 		return 0;
-	tctx->hash_ino = file->f_inode->i_ino;
-	tctx->hash_dev = file->f_inode->i_sb->s_dev;
+	xctx->hash_ino = file->f_inode->i_ino;
+	xctx->hash_dev = file->f_inode->i_sb->s_dev;
 	/* The content cache first: IMA reads the whole file every time. */
 	cached = content_lookup(file->f_inode);
 	if (cached) {
-		__builtin_memcpy(tctx->sha256, cached->sha256, sizeof(tctx->sha256));
-		tctx->hash_state = KRSI_HASH_VALID;
+		__builtin_memcpy(xctx->sha256, cached->sha256, sizeof(xctx->sha256));
+		xctx->hash_state = KRSI_HASH_VALID;
 		return 0;
 	}
 	if (!cfg_ima) {
-		tctx->hash_state = KRSI_HASH_MISSING;
+		xctx->hash_state = KRSI_HASH_MISSING;
 		content_request(file->f_inode, &file->f_path, KRSI_HASH_REQ_EXEC, 1, stats);
 		return 0;
 	}
-	algo = bpf_ima_file_hash(file, tctx->sha256, sizeof(tctx->sha256));
+	algo = bpf_ima_file_hash(file, xctx->sha256, sizeof(xctx->sha256));
 	/* enum hash_algo: HASH_ALGO_SHA256 is 4; any other digest cannot match. */
-	tctx->hash_state = algo == 4 ? KRSI_HASH_VALID : KRSI_HASH_UNAVAILABLE;
+	xctx->hash_state = algo == 4 ? KRSI_HASH_VALID : KRSI_HASH_UNAVAILABLE;
 	if (algo == 4)
-		content_store(file->f_inode, tctx->sha256);
+		content_store(file->f_inode, xctx->sha256);
 	return 0;
 }
 
@@ -478,7 +478,7 @@ static __always_inline __u64 append_env(struct krsi_exec_event *e, __u64 off, st
  * decision in ref changed.
  */
 static __always_inline int env_backstop(struct policy_eval *st, struct krsi_exec_event *e,
-					struct krsi_task_ctx *tctx, struct exec_env_state *envs,
+					struct krsi_exec_ctx *xctx, struct exec_env_state *envs,
 					struct linux_binprm *bprm, struct krsi_policy_ref *ref)
 {
 	struct krsi_policy_ref now;
@@ -488,7 +488,7 @@ static __always_inline int env_backstop(struct policy_eval *st, struct krsi_exec
 		return 0;
 	krsi_policy_ids();
 	krsi_policy_lineage(0);
-	binary_dim(st, e, tctx);
+	binary_dim(st, e, xctx);
 	fileless_dim(st, e);
 	if (krsi_policy_wants(KRSI_DIM_ENV)) {
 		if (envs->flags & KRSI_EXEC_ENV_INCOMPLETE) {
@@ -530,6 +530,7 @@ int BPF_PROG(exec_committed, struct linux_binprm *bprm)
 	struct krsi_policy_needs *needs;
 	struct exec_env_state *envs;
 	struct krsi_task_ctx *tctx;
+	struct krsi_exec_ctx *xctx;
 	struct krsi_exec_event *e;
 	struct policy_eval *st;
 	__u32 zero = 0;
@@ -543,13 +544,14 @@ int BPF_PROG(exec_committed, struct linux_binprm *bprm)
 	if (!e || !st)
 		return 0;
 	tctx = bpf_task_storage_get(&task_ctx, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	xctx = bpf_task_storage_get(&exec_ctx, task, 0, 0);
 	envs = bpf_task_storage_get(&exec_env, task, 0, 0);
 	if (envs && envs->bprm != (__u64)bprm)
 		envs = NULL;
 	base = fill_exec(e, st, bprm);
 
-	if (tctx && tctx->exec_bprm == (__u64)bprm) {
-		e->policy = tctx->exec_ref;
+	if (xctx && xctx->exec_bprm == (__u64)bprm) {
+		e->policy = xctx->exec_ref;
 	} else {
 		__builtin_memset(&e->policy, 0, sizeof(e->policy));
 		e->policy.rule = KRSI_RULE_NONE;
@@ -558,8 +560,8 @@ int BPF_PROG(exec_committed, struct linux_binprm *bprm)
 		e->policy.flags = KRSI_REF_DEFAULT | KRSI_REF_CONTEXT_UNKNOWN;
 	}
 	needs = bpf_map_lookup_elem(&policy_needs, &zero);
-	if (envs && tctx && tctx->exec_bprm == (__u64)bprm && needs && needs->env_backstop) {
-		changed = env_backstop(st, e, tctx, envs, bprm, &e->policy);
+	if (envs && xctx && xctx->exec_bprm == (__u64)bprm && needs && needs->env_backstop) {
+		changed = env_backstop(st, e, xctx, envs, bprm, &e->policy);
 		if (changed) {
 			e->flags |= KRSI_EXEC_ENV_MISMATCH;
 			if (e->policy.verdict == KRSI_VERDICT_DENY && stats)
@@ -570,11 +572,13 @@ int BPF_PROG(exec_committed, struct linux_binprm *bprm)
 	/* The new image's binary classes, for every later decision about it. */
 	if (tctx) {
 		if (krsi_policy_begin(KRSI_PHOOK_CLASSES))
-			binary_dim(st, e, tctx);
+			binary_dim(st, e, xctx);
 		tctx->self = st->candidates;
 		tctx->self_generation = krsi_policy_generation();
-		tctx->hash_state = KRSI_HASH_NONE;
-		tctx->exec_bprm = 0;
+	}
+	if (xctx) {
+		xctx->hash_state = KRSI_HASH_NONE;
+		xctx->exec_bprm = 0;
 	}
 
 	if (!cfg_emit_allowed && !changed) {

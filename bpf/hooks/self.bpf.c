@@ -16,6 +16,8 @@
 #include "maps.h"
 #include "task.h"
 
+#define PTRACE_MODE_ATTACH 0x02 /* include/linux/ptrace.h */
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -102,6 +104,14 @@ int BPF_PROG(self_ptrace, struct task_struct *child, unsigned int mode, int ret)
 
 	if (ret)
 		return ret;
+	/*
+	 * Only access to the agent's memory and control of it (ptrace attach,
+	 * /proc/PID/mem, process_vm_*, pidfd_getfd): read-mode checks are what
+	 * ps, top and /proc/PID/{stat,environ,fd} listings do all day, and the
+	 * fds they could list cannot be reopened (anonymous inodes).
+	 */
+	if (!(mode & PTRACE_MODE_ATTACH))
+		return 0;
 	st = protection();
 	if (!st || child->tgid != st->agent_tgid || is_agent(st))
 		return 0;

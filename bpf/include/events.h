@@ -352,6 +352,14 @@ struct krsi_task_ctx {
 	__u64 self;			/* binary classes of the task's executable */
 	__u64 ancestors_generation;
 	__u64 ancestors;		/* binary classes of its ancestors' executables */
+};
+
+/*
+ * The exec in flight, from bprm_check_security to bprm_committed_creds.
+ * Apart from the classes, which the agent rewrites for older processes: a
+ * rewrite must never race with an exec between its two hooks.
+ */
+struct krsi_exec_ctx {
 	__u8 sha256[32];		/* IMA digest of the file being executed */
 	__u64 hash_ino;			/* the file that digest is of */
 	__u32 hash_dev;

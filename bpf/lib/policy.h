@@ -139,13 +139,21 @@ struct {
 	__type(value, struct krsi_list_entry);
 } list_values SEC(".maps") __weak;
 
-/* Per-task binary classes and the exec in flight. */
+/* Per-task binary classes (the agent seeds them for processes older than a generation). */
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
 	__type(value, struct krsi_task_ctx);
 } task_ctx SEC(".maps") __weak;
+
+/* The exec in flight: only BPF writes it (bpf/hooks/exec.bpf.c). */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct krsi_exec_ctx);
+} exec_ctx SEC(".maps") __weak;
 
 /* Rate limits: a fixed window per rule, shared by all CPUs. */
 struct rate_state_value {

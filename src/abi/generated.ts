@@ -653,6 +653,50 @@ export function encodeKrsiEnvName(value: KrsiEnvName, v = new DataView(new Array
   return v;
 }
 
+/** struct krsi_exec_ctx (80 bytes) */
+export interface KrsiExecCtx {
+  sha256: Uint8Array;
+  hashIno: bigint;
+  hashDev: number;
+  hashState: number;
+  execBprm: bigint;
+  execRef: KrsiPolicyRef;
+}
+
+export const KrsiExecCtxLayout = {
+  name: 'krsi_exec_ctx',
+  size: 80,
+  fields: {
+    sha256: { offset: 0, size: 32 },
+    hash_ino: { offset: 32, size: 8 },
+    hash_dev: { offset: 40, size: 4 },
+    hash_state: { offset: 44, size: 4 },
+    exec_bprm: { offset: 48, size: 8 },
+    exec_ref: { offset: 56, size: 24 },
+  },
+} as const;
+
+export function decodeKrsiExecCtx(v: DataView, o = 0): KrsiExecCtx {
+  return {
+    sha256: new Uint8Array(v.buffer, v.byteOffset + o + 0, 32),
+    hashIno: v.getBigUint64(o + 32, true),
+    hashDev: v.getUint32(o + 40, true),
+    hashState: v.getUint32(o + 44, true),
+    execBprm: v.getBigUint64(o + 48, true),
+    execRef: decodeKrsiPolicyRef(v, o + 56),
+  };
+}
+
+export function encodeKrsiExecCtx(value: KrsiExecCtx, v = new DataView(new ArrayBuffer(80)), o = 0): DataView {
+  new Uint8Array(v.buffer, v.byteOffset + o + 0, 32).set(value.sha256.subarray(0, 32));
+  v.setBigUint64(o + 32, value.hashIno, true);
+  v.setUint32(o + 40, value.hashDev, true);
+  v.setUint32(o + 44, value.hashState, true);
+  v.setBigUint64(o + 48, value.execBprm, true);
+  encodeKrsiPolicyRef(value.execRef, v, o + 56);
+  return v;
+}
+
 /** struct krsi_exec_event (21400 bytes) */
 export interface KrsiExecEvent {
   hdr: KrsiEventHeader;
@@ -1802,34 +1846,22 @@ export function encodeKrsiTamperEvent(value: KrsiTamperEvent, v = new DataView(n
   return v;
 }
 
-/** struct krsi_task_ctx (112 bytes) */
+/** struct krsi_task_ctx (32 bytes) */
 export interface KrsiTaskCtx {
   selfGeneration: bigint;
   self: bigint;
   ancestorsGeneration: bigint;
   ancestors: bigint;
-  sha256: Uint8Array;
-  hashIno: bigint;
-  hashDev: number;
-  hashState: number;
-  execBprm: bigint;
-  execRef: KrsiPolicyRef;
 }
 
 export const KrsiTaskCtxLayout = {
   name: 'krsi_task_ctx',
-  size: 112,
+  size: 32,
   fields: {
     self_generation: { offset: 0, size: 8 },
     self: { offset: 8, size: 8 },
     ancestors_generation: { offset: 16, size: 8 },
     ancestors: { offset: 24, size: 8 },
-    sha256: { offset: 32, size: 32 },
-    hash_ino: { offset: 64, size: 8 },
-    hash_dev: { offset: 72, size: 4 },
-    hash_state: { offset: 76, size: 4 },
-    exec_bprm: { offset: 80, size: 8 },
-    exec_ref: { offset: 88, size: 24 },
   },
 } as const;
 
@@ -1839,26 +1871,14 @@ export function decodeKrsiTaskCtx(v: DataView, o = 0): KrsiTaskCtx {
     self: v.getBigUint64(o + 8, true),
     ancestorsGeneration: v.getBigUint64(o + 16, true),
     ancestors: v.getBigUint64(o + 24, true),
-    sha256: new Uint8Array(v.buffer, v.byteOffset + o + 32, 32),
-    hashIno: v.getBigUint64(o + 64, true),
-    hashDev: v.getUint32(o + 72, true),
-    hashState: v.getUint32(o + 76, true),
-    execBprm: v.getBigUint64(o + 80, true),
-    execRef: decodeKrsiPolicyRef(v, o + 88),
   };
 }
 
-export function encodeKrsiTaskCtx(value: KrsiTaskCtx, v = new DataView(new ArrayBuffer(112)), o = 0): DataView {
+export function encodeKrsiTaskCtx(value: KrsiTaskCtx, v = new DataView(new ArrayBuffer(32)), o = 0): DataView {
   v.setBigUint64(o + 0, value.selfGeneration, true);
   v.setBigUint64(o + 8, value.self, true);
   v.setBigUint64(o + 16, value.ancestorsGeneration, true);
   v.setBigUint64(o + 24, value.ancestors, true);
-  new Uint8Array(v.buffer, v.byteOffset + o + 32, 32).set(value.sha256.subarray(0, 32));
-  v.setBigUint64(o + 64, value.hashIno, true);
-  v.setUint32(o + 72, value.hashDev, true);
-  v.setUint32(o + 76, value.hashState, true);
-  v.setBigUint64(o + 80, value.execBprm, true);
-  encodeKrsiPolicyRef(value.execRef, v, o + 88);
   return v;
 }
 

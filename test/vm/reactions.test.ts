@@ -114,6 +114,12 @@ spec:
         rules: [{ name: 'deny-seen', hook: 'exec', match: { binary: { list: ['seen-once'] } }, action: 'deny' }],
       },
     });
+    // One agent at a time: a running agent's self-protection refuses
+    // other processes' LSM program loads, this test's included.
+    if (agent) {
+      assert.equal(await agent.stop(), 0);
+      agent = null;
+    }
     const lib = await Agent.start({ policies: [{ policy, source: 'test' }], listsPath: null, onEvent: () => undefined });
     try {
       const added = new Promise<void>((resolve) => {
