@@ -30,7 +30,7 @@ HOST_TESTS = $(shell find test/host -name '*.test.ts' | sort)
 VM_TESTS = $(shell find test/vm -name '*.test.ts' | sort)
 
 
-.PHONY: all setup build bpf native ts kernels docs test-fixtures test-modules test test-unit test-host test-vm demo abi vmlinux clean typecheck
+.PHONY: all setup build bpf native ts kernels docs test-fixtures test-modules test test-unit test-host test-vm demo abi vmlinux clean typecheck bench bench-bins
 
 all: build
 
@@ -170,3 +170,34 @@ demo: build
 
 clean:
 	rm -rf build dist dist-check native/build $(STAMPS)
+
+# --- bench ------------------------------------------------------------------
+# `make bench`: every benchmark (src/bench) in one VM boot per kernel, results
+# in bench/results/<benchmark>-<kernel>.md and .svg. BENCH_FLAGS is passed to
+# `krsi bench all` (e.g. BENCH_FLAGS="--rounds 4" for a quick look).
+BENCH_BINS := build/bench/noop build/bench/execloop build/bench/openloop build/bench/reactwait build/bench/empty.bpf.o
+BENCH_FLAGS ?=
+
+build/bench/noop: bench/c/noop.c
+	@mkdir -p $(dir $@)
+	$(CC) -static -O2 -Wall -Werror -o $@ $<
+
+build/bench/%: bench/c/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Werror -o $@ $<
+
+build/bench/empty.bpf.o: bench/bpf/empty.bpf.c $(BPF_INCLUDES) $(STAMPS)/apt
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp.o
+	$(BPFTOOL) gen object $@ $@.tmp.o
+	@rm -f $@.tmp.o
+
+bench-bins: $(BENCH_BINS)
+
+bench: build kernels $(BENCH_BINS)
+	@mkdir -p bench/results
+	for k in $(VM_KERNELS); do \
+		echo "== benchmarks on Linux $$k"; \
+		./bin/krsi vm --kernel $$k --timeout 900 --writable bench/results -- \
+			./bin/krsi bench all --out bench/results --command "make bench" $(BENCH_FLAGS); \
+	done

@@ -11,6 +11,8 @@ packages=(
 	# The VM harness: QEMU, a static busybox for the initramfs, kmod's depmod,
 	# xz and zstd to unpack the 6.12 kernel's compressed modules and image.
 	qemu-system-x86 busybox-static kmod xz-utils zstd
+	# The benchmarks' classic baseline (krsi bench exec): audit, as in the seed.
+	auditd
 	# The kernel-module and mount tests: out-of-tree modules built against
 	# the VM kernels' headers (gcc-12, as Debian builds them), file system images.
 	gcc-12 e2fsprogs dosfstools

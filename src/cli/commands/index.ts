@@ -1,5 +1,6 @@
 // Every krsi command, in the order `krsi --help` lists them.
 import type { Command } from 'commander';
+import { registerBench } from './bench.js';
 import { registerDoctor } from './doctor.js';
 import { registerEvents } from './events.js';
 import { registerExplain } from './explain.js';
@@ -26,4 +27,5 @@ export function registerCommands(program: Command): void {
   registerExplain(program);
   registerDoctor(program);
   registerVm(program);
+  registerBench(program);
 }
