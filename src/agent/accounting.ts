@@ -68,13 +68,14 @@ export class Accounting {
    * kept up to date): records written after that, while no agent ran, are
    * this agent's to deliver or to count as lost.
    */
-  baseline(ringSeq: BpfMap, ringRead: BpfMap, adopted: boolean): void {
+  baseline(ringSeq: BpfMap, ringRead: BpfMap, adopted: { rings: boolean; ringRead: boolean }): void {
     for (let ring = 0; ring < KRSI_RING_COUNT; ring++) {
-      const read = adopted ? perCpu(ringRead.lookup(u32(ring))) : [];
-      const seq = adopted ? perCpu(ringSeq.lookup(u32(ring))) : [];
-      // A previous agent of a krsi without ring_read: nothing known of its reading.
-      this.start[ring] = read.some((n) => n > 0n) ? read : seq;
-      this.start[ring]!.forEach((n, cpu) => this.last.set(`${ring}/${cpu}`, n));
+      // Adopted rings with the previous agent's ring_read: count from where
+      // it stopped reading (zeros: it read nothing). Without (a krsi that
+      // did not keep ring_read): from now, nothing known of the past.
+      const start = !adopted.rings ? [] : adopted.ringRead ? perCpu(ringRead.lookup(u32(ring))) : perCpu(ringSeq.lookup(u32(ring)));
+      this.start[ring] = start;
+      start.forEach((n, cpu) => this.last.set(`${ring}/${cpu}`, n));
     }
   }
 

@@ -262,7 +262,7 @@ export class Agent implements AgentControl {
       log.info({ envRecord, digests: agent.ima ? 'ima' : 'agent' }, 'exec environment and content digests');
       agent.kernelLists.syncAll(store);
       // Records the kernel wrote while no agent ran are consumed first.
-      agent.accounting.baseline(object.map('ring_seq'), object.map('ring_read'), agent.adopted);
+      agent.accounting.baseline(object.map('ring_seq'), object.map('ring_read'), { rings: agent.adopted, ringRead: reuse.reused.includes('ring_read') });
       agent.decisionsRing = new native.RingBuffer([object.map('decisions')], {}, (batch, count) => agent.onBatch(batch, count));
       agent.eventsRing = new native.RingBuffer([object.map('events')], {}, (batch, count) => {
         agent.onBatch(batch, count);

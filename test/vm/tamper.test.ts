@@ -14,7 +14,8 @@ import type { KrsiEvent, TamperEvent } from '../../src/events/schema.js';
 import { policyFile, startAgent, type AgentProcess } from '../lib/agent-process.js';
 import { inVm, requireKernel } from '../lib/kernel.js';
 
-const probeObject = fileURLToPath(new URL('../../build/bpf/probe.bpf.o', import.meta.url));
+// One LSM program that allows everything: it loads anywhere krsi does not refuse it.
+const intruderObject = fileURLToPath(new URL('../../build/bpf/testdata/lsm_intruder.bpf.o', import.meta.url));
 const ptracer = fileURLToPath(new URL('../../build/test/ptracer', import.meta.url));
 const isTamper = (e: KrsiEvent): e is TamperEvent => e.kind === 'tamper';
 
@@ -101,7 +102,7 @@ spec:
     record(`map fds by id (${refused} refused, ${opened} opened)`, { denied: refused >= 10, outcome: `${refused} EPERM` });
     const progs = command('bpftool', ['prog', 'show', 'name', 'exec_check']);
     record('bpftool prog show name exec_check', { denied: !/exec_check/.test(progs.outcome) || progs.denied, outcome: progs.outcome });
-    record('load an LSM program (bpftool prog load)', command('bpftool', ['prog', 'loadall', probeObject, `/sys/fs/bpf/krsi-tamper-probe-${process.pid}`]));
+    record('load an LSM program (bpftool prog load)', command('bpftool', ['prog', 'load', intruderObject, `/sys/fs/bpf/krsi-tamper-intruder-${process.pid}`]));
   });
 
   test('its pins and their file system', (t) => {
