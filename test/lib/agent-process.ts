@@ -53,7 +53,9 @@ export async function startAgent(opts: StartOptions = {}): Promise<AgentProcess>
   const lists = opts.lists ?? join(dir, 'lists.json');
   const pinRoot = opts.pinRoot ?? `/sys/fs/bpf/krsi-test-${dir.split('-').pop()}`;
   const args = ['run', '--socket', socket, '--lists', lists, '--pin-root', pinRoot, ...(opts.policies ?? []).flatMap((p) => ['--policy', p]), ...(opts.args ?? [])];
-  const child = spawn(krsiBin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // node runs the script: a checkout under /tmp must not depend on exec
+  // from /tmp, which policies under test (hardened.yaml) refuse.
+  const child = spawn(process.execPath, [krsiBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const events: KrsiEvent[] = [];
   const waiters: Array<{ pred: (e: KrsiEvent) => boolean; resolve: (e: KrsiEvent) => void }> = [];
   let err = '';
@@ -97,14 +99,21 @@ export async function startAgent(opts: StartOptions = {}): Promise<AgentProcess>
   await waitFor((e) => e.kind === 'agent' && e.state === 'ready', 'the agent to be ready', opts.readyTimeoutMs ?? 90_000);
 
   const krsi = (...cmd: string[]): SpawnSyncReturns<string> =>
-    spawnSync(krsiBin, cmd, { encoding: 'utf8', env: { ...process.env, KRSI_SOCKET: socket }, timeout: 120_000 });
+    spawnSync(process.execPath, [krsiBin, ...cmd], { encoding: 'utf8', env: { ...process.env, KRSI_SOCKET: socket }, timeout: 120_000 });
 
   // A protected agent ignores signals from other processes: `krsi stop`
   // over the control socket is the way to stop it.
   const stop = async (): Promise<number | null> => {
     if (child.exitCode === null && child.signalCode === null) {
       const r = krsi('stop', '--timeout', '60');
-      if (r.status !== 0) child.kill('SIGTERM');
+      if (r.status !== 0) {
+        // A protected agent refuses the signal: say why the stop failed.
+        try {
+          child.kill('SIGTERM');
+        } catch (err) {
+          throw new Error(`krsi stop failed (${r.status}: ${r.stderr || r.error?.message}) and SIGTERM was refused: ${(err as Error).message}`);
+        }
+      }
     }
     return exited;
   };

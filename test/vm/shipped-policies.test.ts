@@ -14,7 +14,19 @@ import { startAgent, type AgentProcess } from '../lib/agent-process.js';
 import { atLeast, inVm } from '../lib/kernel.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const fixture = (name: string): string => join(root, 'build/test', name);
+// The attacks' helpers run from /run: a checkout under /tmp (as CI may make)
+// must not have them refused by hardened.yaml's own no-exec-from-/tmp rule.
+let fixtureDir: string | null = null;
+const fixture = (name: string): string => {
+  fixtureDir ??= mkdtempSync('/run/krsi-fixtures-');
+  chmodSync(fixtureDir, 0o755);
+  const path = join(fixtureDir, name);
+  if (!existsSync(path)) {
+    copyFileSync(join(root, 'build/test', name), path);
+    chmodSync(path, 0o755);
+  }
+  return path;
+};
 const NOBODY = 65534;
 
 const sh = (script: string, opts: { uid?: number; gid?: number; env?: NodeJS.ProcessEnv } = {}): SpawnSyncReturns<string> =>
