@@ -6,6 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { connectControl } from '../../src/control/client.js';
 import { EventSchema, type KrsiEvent } from '../../src/events/schema.js';
 
 export const krsiBin = fileURLToPath(new URL('../../bin/krsi', import.meta.url));
@@ -101,17 +102,26 @@ export async function startAgent(opts: StartOptions = {}): Promise<AgentProcess>
   const krsi = (...cmd: string[]): SpawnSyncReturns<string> =>
     spawnSync(process.execPath, [krsiBin, ...cmd], { encoding: 'utf8', env: { ...process.env, KRSI_SOCKET: socket }, timeout: 120_000 });
 
-  // A protected agent ignores signals from other processes: `krsi stop`
-  // over the control socket is the way to stop it.
+  // A protected agent ignores signals from other processes: a stop request
+  // over the control socket is the way to stop it. Sent from this process,
+  // not by running `krsi stop`: a policy under test may refuse what the CLI
+  // needs (hardened.yaml refuses libraries mapped from /tmp, where a
+  // checkout, and so the native binding, may be).
   const stop = async (): Promise<number | null> => {
     if (child.exitCode === null && child.signalCode === null) {
-      const r = krsi('stop', '--timeout', '60');
-      if (r.status !== 0) {
+      let asked: string | null = null;
+      try {
+        const control = await connectControl(socket);
+        await control.stop({ timeoutMs: 60_000 });
+      } catch (err) {
+        asked = (err as Error).message;
+      }
+      if (asked !== null && child.exitCode === null && child.signalCode === null) {
         // A protected agent refuses the signal: say why the stop failed.
         try {
           child.kill('SIGTERM');
         } catch (err) {
-          throw new Error(`krsi stop failed (${r.status}: ${r.stderr || r.error?.message}) and SIGTERM was refused: ${(err as Error).message}`);
+          throw new Error(`the stop request failed (${asked}) and SIGTERM was refused: ${(err as Error).message}`);
         }
       }
     }
