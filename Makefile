@@ -172,8 +172,9 @@ clean:
 	rm -rf build dist dist-check native/build $(STAMPS)
 
 # --- bench ------------------------------------------------------------------
-# `make bench`: every benchmark (src/bench) in one VM boot per kernel, results
-# in bench/results/<benchmark>-<kernel>.md and .svg. BENCH_FLAGS is passed to
+# `make bench`: every benchmark (src/bench) in one VM boot per kernel, the
+# kernels side by side (scripts/run-bench.sh), results in
+# bench/results/<benchmark>-<kernel>.md and .svg. BENCH_FLAGS is passed to
 # `krsi bench all` (e.g. BENCH_FLAGS="--rounds 4" for a quick look).
 BENCH_BINS := build/bench/noop build/bench/execloop build/bench/openloop build/bench/reactwait build/bench/empty.bpf.o
 BENCH_FLAGS ?=
@@ -195,9 +196,4 @@ build/bench/empty.bpf.o: bench/bpf/empty.bpf.c $(BPF_INCLUDES) $(STAMPS)/apt
 bench-bins: $(BENCH_BINS)
 
 bench: build kernels $(BENCH_BINS)
-	@mkdir -p bench/results
-	for k in $(VM_KERNELS); do \
-		echo "== benchmarks on Linux $$k"; \
-		./bin/krsi vm --kernel $$k --timeout 900 --writable bench/results -- \
-			./bin/krsi bench all --out bench/results --command "make bench" $(BENCH_FLAGS); \
-	done
+	./scripts/run-bench.sh "$(VM_KERNELS)" bench/results $(BENCH_FLAGS)

@@ -428,11 +428,14 @@ int BPF_PROG(exec_hash, struct linux_binprm *bprm, int ret)
  * The recorded variables, "NAME=value" NUL-terminated each, at data[off]
  * (right after argv); returns the bytes written.
  */
-static __always_inline __u64 append_env(struct krsi_exec_event *e, __u64 off, struct exec_env_state *envs)
+static __always_inline __u64 append_env(struct krsi_exec_event *e, __u64 off, struct exec_env_state *envs,
+				       struct exec_env_values *vals)
 {
 	__u64 used = 0;
 	int k;
 
+	if (!vals)
+		return 0;
 	barrier_var(off);
 	if (off > ARGS_BASE_MAX + KRSI_ARGS_MAX)
 		return 0;
@@ -449,7 +452,7 @@ static __always_inline __u64 append_env(struct krsi_exec_event *e, __u64 off, st
 		barrier_var(at);
 		if (at > ARGS_BASE_MAX + KRSI_ARGS_MAX + KRSI_EXEC_ENV_DATA_MAX - KRSI_ENV_NAME_MAX - KRSI_ENV_VALUE_MAX)
 			break;
-		bpf_probe_read_kernel(&e->data[at], nl & (KRSI_ENV_NAME_MAX - 1), envs->name[k]);
+		bpf_probe_read_kernel(&e->data[at], nl & (KRSI_ENV_NAME_MAX - 1), vals->name[k]);
 		e->data[at + nl] = '=';
 		/*
 		 * Knowing vl < KRSI_ENV_VALUE_MAX, clang drops the mask below as
@@ -457,7 +460,7 @@ static __always_inline __u64 append_env(struct krsi_exec_event *e, __u64 off, st
 		 * spilled before the check) and refuses the read.  Keep the mask.
 		 */
 		barrier_var(vl);
-		bpf_probe_read_kernel(&e->data[at + nl + 1], (vl + 1) & (2 * KRSI_ENV_VALUE_MAX - 1), envs->value[k]);
+		bpf_probe_read_kernel(&e->data[at + nl + 1], (vl + 1) & (2 * KRSI_ENV_VALUE_MAX - 1), vals->value[k]);
 		used += nl + 1 + vl + 1;
 		if (envs->truncated & (1U << k))
 			e->env_truncated |= 1 << e->env_count;
@@ -596,13 +599,19 @@ int BPF_PROG(exec_committed, struct linux_binprm *bprm)
 	e->args_len = read_new_argv(e, base, bprm);
 	if (envs) {
 		e->flags |= KRSI_EXEC_ENV_READ | (envs->flags & KRSI_EXEC_ENV_INCOMPLETE);
-		e->env_len = append_env(e, base + e->args_len, envs);
+		e->env_len = append_env(e, base + e->args_len, envs,
+					envs->found ? bpf_task_storage_get(&exec_env_values, task, 0, 0) : NULL);
 	}
 	size = exec_record_size(e);
 	e->hdr.size = size;
 	emit(e->policy.verdict == KRSI_VERDICT_DENY ? (void *)&decisions : (void *)&events, stats, e, size);
 out:
-	if (envs)
-		bpf_task_storage_delete(&exec_env, task);
+	if (envs) {
+		/* Kept for the task's next exec; the values, rare and large, are not. */
+		if (envs->found)
+			bpf_task_storage_delete(&exec_env_values, task);
+		envs->bprm = 0;
+		envs->found = 0;
+	}
 	return 0;
 }

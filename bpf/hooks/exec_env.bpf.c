@@ -14,7 +14,7 @@
  * For each string, its name (up to '=') is hashed (FNV-1a, as env selectors
  * are keyed) and compared with the names asked for (env_record): the value
  * of a match is copied, at most KRSI_ENV_VALUE_MAX - 1 bytes, into the task's
- * exec_env storage.  Other variables' bytes are read only into the stack of
+ * exec_env_values storage.  Other variables' bytes are read only into the stack of
  * this program, 64 at a time, to find where each string ends and what its
  * name is; nothing of them is written anywhere.  Names that env selectors use
  * (env_watch) are noted, for exec_committed's check of the decision made at
@@ -134,16 +134,26 @@ static __always_inline int same_name(const char *a, const char *b, __u32 len)
 	return 1;
 }
 
-/* Slot idx gets n bytes of the value of the string at scan.start, and the name of rec. */
+/*
+ * Slot idx gets n bytes of the value of the string at scan.start, and the
+ * name of rec; the values' storage is created on the first one.
+ */
 static __always_inline void copy_value(struct exec_env_state *s, __u32 idx, __u64 n, struct krsi_env_name *rec)
 {
 	struct env_scan_pos *c = &s->scan;
 	__u64 src = LOAD(c->start) + LOAD(c->name_len) + 1;
+	struct exec_env_values *v;
 	char *dst;
 
+	v = bpf_task_storage_get(&exec_env_values, bpf_get_current_task_btf(), 0,
+				 BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!v) {
+		c->fault = 1;
+		return;
+	}
 	barrier_var(idx);
 	idx &= KRSI_ENV_RECORD_MAX - 1;
-	dst = s->value[idx];
+	dst = v->value[idx];
 	barrier_var(n);
 	n &= KRSI_ENV_VALUE_MAX - 1;
 	if (n > 0 && bpf_copy_from_user(dst, n, (const void *)src)) {
@@ -152,7 +162,7 @@ static __always_inline void copy_value(struct exec_env_state *s, __u32 idx, __u6
 	}
 	dst[n] = '\0';
 	s->value_len[idx] = n;
-	__builtin_memcpy(s->name[idx], rec->name, KRSI_ENV_NAME_MAX);
+	__builtin_memcpy(v->name[idx], rec->name, KRSI_ENV_NAME_MAX);
 	s->name_len[idx] = rec->len;
 }
 

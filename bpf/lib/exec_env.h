@@ -2,10 +2,12 @@
 /*
  * What the sleepable exec_env program (bpf/hooks/exec_env.bpf.c) found in a
  * new image's environment, for exec_committed (bpf/hooks/exec.bpf.c), which
- * runs after it on the same hook and deletes it once used: the values of the
- * variables named in env_record, and which names that policies select on
- * (env_watch) are present.  Task storage of its own, so that struct
- * krsi_task_ctx stays small and lives on after the exec.
+ * runs after it on the same hook: the values of the variables named in
+ * env_record, and which names that policies select on (env_watch) are
+ * present.  Task storage of its own, so that struct krsi_task_ctx stays
+ * small.  The values take 9 KiB and are rarely there: they have a storage of
+ * their own, allocated only when one is found (zeroing 9 KiB on every exec
+ * was the largest single cost of the exec path in bench/results/progs-*).
  */
 #ifndef KRSI_EXEC_ENV_H
 #define KRSI_EXEC_ENV_H
@@ -35,9 +37,14 @@ struct env_scan_pos {
 	char head[64];		/* the string's first bytes: its name, for the comparison */
 };
 
+/*
+ * Kept by the task from one exec to the next (exec_committed clears bprm
+ * rather than deleting it): small, so that the common exec, whose
+ * environment names nothing recorded, allocates and frees nothing.
+ */
 struct exec_env_state {
 	struct env_scan_pos scan;
-	__u64 bprm;				/* the exec this is about */
+	__u64 bprm;				/* the exec this is about (0: none) */
 	__u32 flags;				/* KRSI_EXEC_ENV_INCOMPLETE */
 	__u32 found;				/* bit i: slot i holds a value */
 	__u32 truncated;			/* bit i: slot i's value was cut */
@@ -45,6 +52,13 @@ struct exec_env_state {
 	__u64 watched[KRSI_ENV_WATCH_MAX];	/* FNV-1a hashes of watched names present */
 	__u16 value_len[KRSI_ENV_RECORD_MAX];	/* bytes, NUL excluded */
 	__u8 name_len[KRSI_ENV_RECORD_MAX];
+};
+
+/*
+ * The recorded values themselves (9 KiB), created only when the environment
+ * holds a name of env_record, and deleted by exec_committed once reported.
+ */
+struct exec_env_values {
 	char name[KRSI_ENV_RECORD_MAX][KRSI_ENV_NAME_MAX];
 	char value[KRSI_ENV_RECORD_MAX][KRSI_ENV_VALUE_MAX];
 };
@@ -55,6 +69,13 @@ struct {
 	__type(key, int);
 	__type(value, struct exec_env_state);
 } exec_env SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct exec_env_values);
+} exec_env_values SEC(".maps") __weak;
 
 /* Names whose values exec events carry, by FNV-1a hash of the name (set by the agent). */
 struct {

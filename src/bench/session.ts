@@ -228,6 +228,26 @@ export async function runSession(opts: SessionOptions): Promise<SessionData> {
       if (want('open') || want('scale')) configs.push({ name: 'open:krsi-enforce', run: () => openLoop(openN, openTarget) });
       await timedRounds('def', configs, opts.rounds, 'krsi default + 1k list');
 
+      // Before the scale steps: every reaction rewrites the persisted lists,
+      // which take seconds each once they hold 100k entries.
+      if (want('latency')) {
+        for (let i = 0; i < opts.reactions; i++) {
+          const trig = join(trigDir, `t${i}`);
+          sh('cp', [noop, trig]);
+          try {
+            data.reactions.externalNs.push(Number((await shAsync(BIN.reactwait, [trig, '10000'])).trim()));
+          } catch (err) {
+            data.reactions.failures++;
+            if (data.reactions.failures === 1) data.errors.push(`latency: ${(err as Error).message}`);
+          }
+          if ((i + 1) % 10 === 0) opts.progress(`phase ${phase} (reaction latency): ${i + 1}/${opts.reactions}`);
+        }
+        const st = await agent.status();
+        data.reactions.agentP50Us = st.reactions.p50Us;
+        data.reactions.agentP99Us = st.reactions.p99Us;
+        data.reactions.count = st.reactions.count;
+      }
+
       if (want('scale')) {
         const scaleRounds = Math.max(3, Math.ceil(opts.rounds / 2));
         const steps: Array<{ entries: number; change: () => Promise<unknown> }> = [
@@ -256,24 +276,6 @@ export async function runSession(opts: SessionOptions): Promise<SessionData> {
             `list of ${s.entries} entries`,
           );
         }
-      }
-
-      if (want('latency')) {
-        for (let i = 0; i < opts.reactions; i++) {
-          const trig = join(trigDir, `t${i}`);
-          sh('cp', [noop, trig]);
-          try {
-            data.reactions.externalNs.push(Number((await shAsync(BIN.reactwait, [trig, '10000'])).trim()));
-          } catch (err) {
-            data.reactions.failures++;
-            if (data.reactions.failures === 1) data.errors.push(`latency: ${(err as Error).message}`);
-          }
-          if ((i + 1) % 10 === 0) opts.progress(`phase ${phase} (reaction latency): ${i + 1}/${opts.reactions}`);
-        }
-        const st = await agent.status();
-        data.reactions.agentP50Us = st.reactions.p50Us;
-        data.reactions.agentP99Us = st.reactions.p99Us;
-        data.reactions.count = st.reactions.count;
       }
 
       if (want('progs')) {
