@@ -175,7 +175,8 @@ clean:
 # `make bench`: every benchmark (src/bench) in one VM boot per kernel, results
 # in bench/results/<benchmark>-<kernel>.md and .svg. BENCH_FLAGS is passed to
 # `krsi bench all` (e.g. BENCH_FLAGS="--rounds 4" for a quick look).
-BENCH_BINS := build/bench/noop build/bench/execloop build/bench/openloop build/bench/reactwait build/bench/empty.bpf.o
+BENCH_BINS := build/bench/noop build/bench/execloop build/bench/openloop build/bench/reactwait build/bench/getppidloop \
+	build/bench/empty.bpf.o build/bench/ringperf.bpf.o
 BENCH_FLAGS ?=
 
 build/bench/noop: bench/c/noop.c
@@ -186,7 +187,7 @@ build/bench/%: bench/c/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -Wall -Werror -o $@ $<
 
-build/bench/empty.bpf.o: bench/bpf/empty.bpf.c $(BPF_INCLUDES) $(STAMPS)/apt
+build/bench/%.bpf.o: bench/bpf/%.bpf.c $(BPF_INCLUDES) $(STAMPS)/apt
 	@mkdir -p $(dir $@)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp.o
 	$(BPFTOOL) gen object $@ $@.tmp.o
