@@ -176,7 +176,8 @@ clean:
 # kernels side by side (scripts/run-bench.sh), results in
 # bench/results/<benchmark>-<kernel>.md and .svg. BENCH_FLAGS is passed to
 # `krsi bench all` (e.g. BENCH_FLAGS="--rounds 4" for a quick look).
-BENCH_BINS := build/bench/noop build/bench/execloop build/bench/openloop build/bench/reactwait build/bench/empty.bpf.o
+BENCH_BINS := build/bench/noop build/bench/execloop build/bench/openloop build/bench/reactwait build/bench/getppidloop \
+	build/bench/empty.bpf.o build/bench/ringperf.bpf.o
 BENCH_FLAGS ?=
 
 build/bench/noop: bench/c/noop.c
@@ -187,7 +188,7 @@ build/bench/%: bench/c/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -Wall -Werror -o $@ $<
 
-build/bench/empty.bpf.o: bench/bpf/empty.bpf.c $(BPF_INCLUDES) $(STAMPS)/apt
+build/bench/%.bpf.o: bench/bpf/%.bpf.c $(BPF_INCLUDES) $(STAMPS)/apt
 	@mkdir -p $(dir $@)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp.o
 	$(BPFTOOL) gen object $@ $@.tmp.o

@@ -11,6 +11,8 @@
         "src/map.cc",
         "src/link.cc",
         "src/ringbuf.cc",
+        "src/perfbuf.cc",
+        "src/batch.cc",
         "src/system.cc"
       ],
       "include_dirs": [

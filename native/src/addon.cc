@@ -25,6 +25,7 @@ const napi_type_tag kProgramTag = {0x6b72736900000002ULL, 0x9f1c5b3a7d2e4a02ULL}
 const napi_type_tag kMapTag = {0x6b72736900000003ULL, 0x9f1c5b3a7d2e4a03ULL};
 const napi_type_tag kLinkTag = {0x6b72736900000004ULL, 0x9f1c5b3a7d2e4a04ULL};
 const napi_type_tag kRingBufferTag = {0x6b72736900000005ULL, 0x9f1c5b3a7d2e4a05ULL};
+const napi_type_tag kPerfBufferTag = {0x6b72736900000006ULL, 0x9f1c5b3a7d2e4a06ULL};
 
 /* libbpf prints the verifier log in one line; bound what we keep of it. */
 static constexpr size_t kCaptureMax = 16u << 20;
@@ -484,6 +485,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports)
 	exports.Set("BpfMap", DefineBpfMap(env));
 	exports.Set("BpfLink", DefineBpfLink(env));
 	exports.Set("RingBuffer", DefineRingBuffer(env));
+	exports.Set("PerfBuffer", DefinePerfBuffer(env));
 	DefineSystemFunctions(env, exports);
 	return exports;
 }

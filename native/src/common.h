@@ -3,7 +3,7 @@
  * Shared declarations of the krsi native binding.
  *
  * The binding is a thin, synchronous layer over libbpf: one C++ file per
- * libbpf noun (object, program, map, link, ring buffer), Buffers in and out,
+ * libbpf noun (object, program, map, link, ring buffer, perf buffer), Buffers in and out,
  * typed decoding left to TypeScript.  Everything runs on the JS thread that
  * owns the environment, so nothing here is shared between threads except
  * libbpf's global print hook, which routes through thread-local state.
@@ -53,6 +53,7 @@ extern const napi_type_tag kProgramTag;
 extern const napi_type_tag kMapTag;
 extern const napi_type_tag kLinkTag;
 extern const napi_type_tag kRingBufferTag;
+extern const napi_type_tag kPerfBufferTag;
 
 /*
  * Scope of one binding call that may make libbpf print: lines printed while
@@ -143,6 +144,7 @@ Napi::Function DefineBpfProgram(Napi::Env env);
 Napi::Function DefineBpfMap(Napi::Env env);
 Napi::Function DefineBpfLink(Napi::Env env);
 Napi::Function DefineRingBuffer(Napi::Env env);
+Napi::Function DefinePerfBuffer(Napi::Env env);
 
 /* Plain functions over syscalls (system.cc): pidfds, peer credentials. */
 void DefineSystemFunctions(Napi::Env env, Napi::Object exports);
@@ -163,8 +165,11 @@ bool ObjectIsOpen(const BpfObjectWrap *obj);
 /* True once load() was called, whether it succeeded or not. */
 bool ObjectLoadAttempted(const BpfObjectWrap *obj);
 
-/* Map handles used by the ring buffer (map.cc): fd, or -1 and a throw. */
-int MapFdForRingBuffer(const Napi::Value &v, size_t index);
+/*
+ * Map handles used by the ring and perf buffer readers (map.cc): the fd of
+ * an open, created map of that type, or -1 and a throw naming `what`.
+ */
+int MapFdForReader(const Napi::Value &v, const std::string &what, enum bpf_map_type type);
 
 } /* namespace krsi */
 

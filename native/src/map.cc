@@ -115,21 +115,20 @@ Napi::Value NewMapWrap(Napi::Env env, Napi::Object owner, struct bpf_map *map)
 	return inst;
 }
 
-int MapFdForRingBuffer(const Napi::Value &v, size_t index)
+int MapFdForReader(const Napi::Value &v, const std::string &what, enum bpf_map_type type)
 {
-	std::string what = "BpfMap as maps[" + std::to_string(index) + "]";
-	BpfMapWrap *map = UnwrapTagged<BpfMapWrap>(v, &kMapTag, what.c_str());
+	std::string expected = "BpfMap as " + what;
+	BpfMapWrap *map = UnwrapTagged<BpfMapWrap>(v, &kMapTag, expected.c_str());
 
 	if (!map || !map->CheckOpen(v.Env()))
 		return -1;
-	if (map->Type() != BPF_MAP_TYPE_RINGBUF) {
-		ThrowTypeError(v.Env(), "maps[" + std::to_string(index) + "] (" + map->Describe() +
-						") is a " + MapTypeName(map->Type()) + " map, not a ringbuf");
+	if (map->Type() != type) {
+		ThrowTypeError(v.Env(), what + " (" + map->Describe() + ") is a " + MapTypeName(map->Type()) +
+						" map, not a " + MapTypeName(type));
 		return -1;
 	}
 	if (map->Fd() < 0) {
-		ThrowError(v.Env(), "maps[" + std::to_string(index) + "] (" + map->Describe() +
-					    ") is not created yet: load its BpfObject first");
+		ThrowError(v.Env(), what + " (" + map->Describe() + ") is not created yet: load its BpfObject first");
 		return -1;
 	}
 	return map->Fd();

@@ -16,7 +16,9 @@ export const BIN = {
   execloop: join(ROOT, 'build/bench/execloop'),
   openloop: join(ROOT, 'build/bench/openloop'),
   reactwait: join(ROOT, 'build/bench/reactwait'),
+  getppidloop: join(ROOT, 'build/bench/getppidloop'),
   empty: join(ROOT, 'build/bench/empty.bpf.o'),
+  ringperf: join(ROOT, 'build/bench/ringperf.bpf.o'),
   krsi: join(ROOT, 'bin/krsi'),
   krsiObject: join(ROOT, 'build/bpf/krsi.bpf.o'),
 };

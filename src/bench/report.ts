@@ -39,6 +39,8 @@ export interface BenchResult {
   chart: Chart;
   /** Paragraphs under the table: method, caveats. */
   notes: string[];
+  /** Further tables, each under its own heading after the notes. */
+  sections?: Array<{ heading: string; table: Table; notes: string[] }>;
 }
 
 function cell(v: string | number): string {
@@ -59,6 +61,7 @@ export function markdownPage(r: BenchResult, info: RunInfo): string {
     markdownTable(r.table) +
     '\n' +
     r.notes.map((n) => `${n}\n`).join('\n') +
+    (r.sections ?? []).map((s) => `\n## ${s.heading}\n\n${markdownTable(s.table)}\n${s.notes.map((n) => `${n}\n`).join('\n')}`).join('') +
     `\n![${r.title}](${r.name}-${kernelTag(info.kernel)}.svg)\n`
   );
 }

@@ -5,7 +5,11 @@
 // audit with an execve rule, the open loop) in a shuffled order; the LD
 // phase (krsi recording LD_PRELOAD) and the DEF phase (default policy and a
 // 1k deny list) run their rounds against the OFF phases on either side.
+//
+// The pipeline benchmark ends with an agent-less phase of its own: the BPF
+// ring buffer against a perf buffer through the binding (ringperf.ts).
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { native, type BpfLink, type BpfObject } from '../bpf/native.js';
 import {
@@ -26,6 +30,7 @@ import {
   type MapInfo,
   type ProgInfo,
 } from './guest.js';
+import { measureRingPerf, type RingPerfRun } from './ringperf.js';
 import { prng, shuffle } from './stats.js';
 
 export const BENCHMARKS = ['exec', 'open', 'progs', 'pipeline', 'scale', 'latency'] as const;
@@ -83,6 +88,7 @@ export interface SessionData {
   progs: ProgCost[];
   pipeline: PipelineFigures[];
   rings: MapInfo[];
+  ringPerf: RingPerfRun[];
   possibleCpus: number;
   scale: Array<{ entries: number; updateSeconds: number }>;
   reactions: { externalNs: number[]; agentP50Us: number | null; agentP99Us: number | null; count: number; failures: number };
@@ -137,6 +143,18 @@ function auditAll(hook: 'exec' | 'file_open'): unknown {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Per CPU: a small buffer that a storm overruns, and the agent's events ring (bpf/lib/maps.h). */
+const RING_PERF_CAPACITIES = [256 * 1024, 4 * 1024 * 1024];
+
+/** The kernel's bytes_memlock of a map (bpftool), or null where bpftool cannot tell. */
+function ringMemlock(mapId: number): number | null {
+  try {
+    return bpftoolMaps().find((m) => m.id === mapId)?.bytesMemlock ?? null;
+  } catch {
+    return null;
+  }
+}
+
 export async function runSession(opts: SessionOptions): Promise<SessionData> {
   const want = (b: BenchName): boolean => opts.benchmarks.includes(b);
   const rand = prng(opts.seed);
@@ -153,6 +171,7 @@ export async function runSession(opts: SessionOptions): Promise<SessionData> {
     progs: [],
     pipeline: [],
     rings: [],
+    ringPerf: [],
     possibleCpus: native.numPossibleCpus(),
     scale: [],
     reactions: { externalNs: [], agentP50Us: null, agentP99Us: null, count: 0, failures: 0 },
@@ -338,6 +357,26 @@ export async function runSession(opts: SessionOptions): Promise<SessionData> {
       }
     });
     await offPhase();
+  }
+  if (want('pipeline')) {
+    opts.progress(`phase ${phase}: BPF ring buffer against perf buffer (no agent)`);
+    try {
+      data.ringPerf = await measureRingPerf({
+        object: BIN.ringperf,
+        getppidloop: BIN.getppidloop,
+        rounds: opts.rounds,
+        callsPerGenerator: opts.opensPerRound * 10,
+        // One CPU is left to the reader.
+        generators: Math.max(1, Math.min(4, availableParallelism() - 1)),
+        capacities: RING_PERF_CAPACITIES,
+        rand,
+        progress: (msg) => opts.progress(`phase ${phase}: ${msg}`),
+        ringMemlock,
+      });
+    } catch (err) {
+      data.errors.push(`pipeline: ring vs perf buffer: ${(err as Error).message}`);
+    }
+    phase++;
   }
   if (audit) {
     data.auditLost = audit.lost();

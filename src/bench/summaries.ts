@@ -1,5 +1,6 @@
 // From a session's samples to one result (table, chart, notes) per benchmark.
 import type { BenchResult, Table } from './report.js';
+import { RECORD_BYTES, ringPerfSummary, ringPerfTable } from './ringperf.js';
 import type { Sample, SessionData } from './session.js';
 import { formatOverhead, median, pairedRatioCI, quantile, unpairedRatioCI, type Interval } from './stats.js';
 
@@ -125,7 +126,7 @@ export function progsResult(d: SessionData): BenchResult | null {
 }
 
 export function pipelineResult(d: SessionData): BenchResult | null {
-  if (d.pipeline.length === 0) return null;
+  if (d.pipeline.length === 0 && d.ringPerf.length === 0) return null;
   const ringBytes = d.rings.reduce((a, m) => a + m.bytesMemlock, 0);
   const ringCap = d.rings.reduce((a, m) => a + m.maxEntries, 0);
   return {
@@ -138,8 +139,23 @@ export function pipelineResult(d: SessionData): BenchResult | null {
     chart: { title: 'events per second delivered by the agent', unit: 'events/s', bars: d.pipeline.map((p) => ({ label: p.storm, value: p.eventsPerSecond })) },
     notes: [
       `Ring memory: ${d.rings.map((m) => `${m.name} ${(m.maxEntries / 1048576).toFixed(1)} MiB (memlock ${(m.bytesMemlock / 1048576).toFixed(1)} MiB)`).join(', ')}; total ${(ringBytes / 1048576).toFixed(1)} MiB for ${(ringCap / 1048576).toFixed(1)} MiB of capacity, shared by all CPUs.`,
-      `Perf buffer at equal capacity per CPU: a per-CPU perf event array needs that capacity on every CPU: ${(ringCap / 1048576).toFixed(1)} MiB × ${d.possibleCpus} possible CPUs = ${((ringCap * d.possibleCpus) / 1048576).toFixed(1)} MiB here, ${((ringCap * 64) / 1048576).toFixed(0)} MiB on a 64-CPU server. Computed, not measured: the native binding has no perf buffer reader, so no throughput comparison was run.`,
+      `Perf buffer at equal capacity per CPU: a per-CPU perf event array needs that capacity on every CPU: ${(ringCap / 1048576).toFixed(1)} MiB × ${d.possibleCpus} possible CPUs = ${((ringCap * d.possibleCpus) / 1048576).toFixed(1)} MiB here, ${((ringCap * 64) / 1048576).toFixed(0)} MiB on a 64-CPU server. Measured below (ring buffer against perf buffer).`,
       '"unaccounted" is the agent\'s own accounting (attempted - received - dropped records it cannot explain); "events received" counts the JSON lines the agent wrote to stdout during the storm and its drain.',
+    ],
+    sections: d.ringPerf.length === 0 ? [] : [ringPerfSection(d)],
+  };
+}
+
+function ringPerfSection(d: SessionData): NonNullable<BenchResult['sections']>[number] {
+  return {
+    heading: 'BPF ring buffer against per-CPU perf buffer, same capacity per CPU (measured)',
+    table: ringPerfTable(d.ringPerf),
+    notes: [
+      `No agent: the bench process loads bench/bpf/ringperf.bpf.o and reads through the binding (native.RingBuffer, native.PerfBuffer over libbpf's perf_buffer), counting records per batch without decoding them. Every getppid() of build/bench/getppidloop is one ${RECORD_BYTES}-byte record (tp_btf/sys_enter), sent from the same per-CPU scratch value by bpf_ringbuf_output() or bpf_perf_event_output(); the two differ only in the transport. Each capacity runs the four configurations (2 transports × 2 loads) in a shuffled order in every round, after one unrecorded warm-up run per transport.`,
+      'Capacity X per CPU: the ring is one X-byte ring shared by all CPUs; the perf buffer has X on each online CPU. Buffer memory is computed from the page counts: ring X + 3 metadata pages (the kernel\'s bytes_memlock in brackets where bpftool reports it), perf (X + 1 header page) × CPUs, what perf_buffer mmaps; perf pages are charged to the reader\'s locked memory, not to the map.',
+      '"full speed": the generators call as fast as they can, so what the transport costs the calling task slows the load itself (libbpf 1.1\'s perf_buffer__new asks for a wakeup on every record). "paced": both transports get the same offered rate, half the slower one\'s full-speed rate in the warm-up.',
+      '"refused" is counted by the BPF program (the output helper failed: ring or CPU buffer full), for both transports; the ring buffer has no count of its own. "lost callback count" is what the kernel reported to perf_buffer\'s lost callback; it can trail "refused" because a CPU reports its losses with its next record that fits. Reader CPU is process.cpuUsage() (user + system) of the bench process from storm start to drained, so it includes spawning the generators.',
+      ...ringPerfSummary(d.ringPerf),
     ],
   };
 }

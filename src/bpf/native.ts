@@ -1,5 +1,5 @@
 // The native binding (native/src/*.cc): libbpf's objects, programs, maps,
-// links and ring buffers, synchronous, bytes in and bytes out. Typed decoding
+// links, ring buffers and perf buffers, synchronous, bytes in and bytes out. Typed decoding
 // of keys, values and records belongs to the callers, not here.
 //
 // The addon is loaded relative to this file: src/bpf/native.ts under tsx and
@@ -286,6 +286,39 @@ export interface RingBufferConstructor {
   new (maps: BpfMap[], opts: RingBufferOpts, onBatch: OnBatch): RingBuffer;
 }
 
+export interface PerfBufferOpts extends RingBufferOpts {
+  /** Data pages per CPU, a power of two (default 64: 256 KiB with 4 KiB pages). */
+  pageCount?: number;
+}
+
+export interface PerfBufferStats extends RingBufferStats {
+  /** Records the kernel could not write (PERF_RECORD_LOST counts), as seen so far. */
+  lost: number;
+  /** The same, per CPU (index = CPU number, over the possible CPUs). */
+  lostByCpu: number[];
+  /** Per-CPU buffers opened (online CPUs). */
+  buffers: number;
+  pageCount: number;
+  /** Memory mmapped for them: buffers × (pageCount + 1 header page) × page size. */
+  bytes: number;
+}
+
+/**
+ * A reader of a perf event array (libbpf's perf_buffer): the same batches as
+ * RingBuffer's, records tagged with their CPU in place of a ring index.
+ * Drops are counted by the kernel and reported in stats.lost. A batch may
+ * exceed the budget by one CPU's buffer (libbpf drains a buffer whole).
+ * Counters survive close(); records still in the buffers at close() are lost.
+ */
+export interface PerfBuffer extends Omit<RingBuffer, 'stats'> {
+  readonly stats: PerfBufferStats;
+}
+
+export interface PerfBufferConstructor {
+  /** map must be a loaded 'perf_event_array' map. */
+  new (map: BpfMap, opts: PerfBufferOpts, onBatch: OnBatch): PerfBuffer;
+}
+
 /** SO_PEERCRED of a Unix socket: the peer process as it was at connect() time. */
 export interface PeerCredentials {
   pid: number;
@@ -332,6 +365,7 @@ export interface Binding {
   BpfLink: BpfLinkStatic;
   BpfMap: BpfMapStatic;
   RingBuffer: RingBufferConstructor;
+  PerfBuffer: PerfBufferConstructor;
 }
 
 /** Where the addon is, from the package root. */

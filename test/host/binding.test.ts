@@ -17,13 +17,13 @@ import {
   ADDON_PATH,
   BPF_EXIST,
   BPF_NOEXIST,
-  isClosedError,
   isNativeError,
   native,
   type BpfMap,
   type BpfObject,
   type NativeError,
 } from '../../src/bpf/native.js';
+import { expectClosed, parseBatch, spawnTrue, u32, waitFor, type Rec } from './helpers.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const OBJ_PATH = path.join(ROOT, 'build/bpf/testdata/binding_test.bpf.o');
@@ -40,17 +40,6 @@ const EXEC_HDR_SIZE = 128; // offsetof(struct test_exec_record, tail), after a 3
 const EXEC_SAMPLE_SIZE = 168; // sizeof(struct test_exec_record)
 const MARK_SIZE = 40; // sizeof(struct test_mark_record), sent with hdr.size = 0
 
-interface Rec {
-  ring: number;
-  payload: Buffer;
-}
-
-function u32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n);
-  return b;
-}
-
 function u64(n: bigint): Buffer {
   const b = Buffer.alloc(8);
   b.writeBigUInt64LE(n);
@@ -60,45 +49,6 @@ function u64(n: bigint): Buffer {
 function cstr(b: Buffer): string {
   const nul = b.indexOf(0);
   return b.subarray(0, nul < 0 ? b.length : nul).toString();
-}
-
-/** Splits a batch, checking the framing: lengths, ring indexes, zero padding, nothing left over. */
-function parseBatch(batch: Buffer, count: number): Rec[] {
-  const out: Rec[] = [];
-  let off = 0;
-  for (let i = 0; i < count; i++) {
-    assert.ok(off + 8 <= batch.length, 'record header inside the batch');
-    const len = batch.readUInt32LE(off);
-    const ring = batch.readUInt32LE(off + 4);
-    const padded = (len + 7) & ~7;
-    assert.ok(off + 8 + padded <= batch.length, 'record inside the batch');
-    out.push({ ring, payload: Buffer.from(batch.subarray(off + 8, off + 8 + len)) });
-    assert.ok(
-      batch.subarray(off + 8 + len, off + 8 + padded).every((x) => x === 0),
-      'padding is zeros',
-    );
-    off += 8 + padded;
-  }
-  assert.equal(off, batch.length, 'the batch holds exactly count records');
-  return out;
-}
-
-function spawnTrue(n: number): number[] {
-  const pids: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const r = spawnSync('/bin/true');
-    assert.equal(r.status, 0);
-    pids.push(r.pid);
-  }
-  return pids;
-}
-
-async function waitFor(what: string, cond: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
 }
 
 /** Opens the test object aimed at this process; loads it unless told not to. */
@@ -123,14 +73,6 @@ function expectNative(fn: () => unknown, check: Partial<Pick<NativeError, 'code'
   assert.ok(caught.errno > 0);
   assert.equal(typeof caught.libbpfLog, 'string');
   return caught;
-}
-
-function expectClosed(fn: () => unknown, noun: string): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(isClosedError(err), `expected a closed error, got ${String(err)}`);
-    assert.equal(err.message, `${noun} is closed`);
-    return true;
-  });
 }
 
 function possibleCpus(): number {
