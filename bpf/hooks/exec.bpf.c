@@ -314,6 +314,7 @@ int BPF_PROG(exec_check, struct linux_binprm *bprm, int ret)
 	struct task_struct *task = bpf_get_current_task_btf();
 	const char *const *argv, *const *envp;
 	struct krsi_policy_ref ref = {};
+	struct exec_inflight *inflight;
 	struct krsi_exec_ctx *xctx;
 	struct krsi_exec_event *e;
 	struct policy_eval *st;
@@ -329,7 +330,8 @@ int BPF_PROG(exec_check, struct linux_binprm *bprm, int ret)
 	st = policy_state();
 	if (!e || !st)
 		return 0;
-	xctx = bpf_task_storage_get(&exec_ctx, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	inflight = bpf_task_storage_get(&exec_ctx, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	xctx = inflight ? &inflight->x : NULL;
 
 	base = fill_exec(e, st, bprm);
 	if (krsi_policy_begin(KRSI_PHOOK_EXEC)) {
@@ -387,6 +389,7 @@ int BPF_PROG(exec_hash, struct linux_binprm *bprm, int ret)
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct krsi_policy_needs *needs;
 	struct krsi_content_hash *cached;
+	struct exec_inflight *inflight;
 	struct krsi_exec_ctx *xctx;
 	struct file *file = bprm->file;
 	__u32 zero = 0;
@@ -399,9 +402,10 @@ int BPF_PROG(exec_hash, struct linux_binprm *bprm, int ret)
 		return 0;
 	if (stats)
 		stats->seen++;
-	xctx = bpf_task_storage_get(&exec_ctx, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!xctx)
+	inflight = bpf_task_storage_get(&exec_ctx, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!inflight)
 		return 0;
+	xctx = &inflight->x;
 	xctx->hash_ino = file->f_inode->i_ino;
 	xctx->hash_dev = file->f_inode->i_sb->s_dev;
 	/* The content cache first: IMA reads the whole file every time. */
@@ -531,9 +535,10 @@ int BPF_PROG(exec_committed, struct linux_binprm *bprm)
 	struct krsi_hook_stats *stats = hook_stats(KRSI_HOOK_BPRM_COMMITTED);
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct krsi_policy_needs *needs;
-	struct exec_env_state *envs;
+	struct exec_inflight *inflight;
+	struct exec_env_state *envs = NULL;
 	struct krsi_task_ctx *tctx;
-	struct krsi_exec_ctx *xctx;
+	struct krsi_exec_ctx *xctx = NULL;
 	struct krsi_exec_event *e;
 	struct policy_eval *st;
 	__u32 zero = 0;
@@ -547,10 +552,13 @@ int BPF_PROG(exec_committed, struct linux_binprm *bprm)
 	if (!e || !st)
 		return 0;
 	tctx = bpf_task_storage_get(&task_ctx, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	xctx = bpf_task_storage_get(&exec_ctx, task, 0, 0);
-	envs = bpf_task_storage_get(&exec_env, task, 0, 0);
-	if (envs && envs->bprm != (__u64)bprm)
-		envs = NULL;
+	inflight = bpf_task_storage_get(&exec_ctx, task, 0, 0);
+	if (inflight) {
+		xctx = &inflight->x;
+		/* The scan found the environment of this exec, or none was done. */
+		if (inflight->env.bprm == (__u64)bprm)
+			envs = &inflight->env;
+	}
 	base = fill_exec(e, st, bprm);
 
 	if (xctx && xctx->exec_bprm == (__u64)bprm) {

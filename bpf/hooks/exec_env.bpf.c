@@ -255,6 +255,7 @@ int BPF_PROG(exec_env_scan, struct linux_binprm *bprm)
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct krsi_policy_needs *needs;
 	struct env_ctx wrap = {};
+	struct exec_inflight *inflight;
 	struct exec_env_state *s;
 	__u64 end, first;
 	__u32 zero = 0;
@@ -264,9 +265,10 @@ int BPF_PROG(exec_env_scan, struct linux_binprm *bprm)
 		return 0;
 	if (stats)
 		stats->seen++;
-	s = bpf_task_storage_get(&exec_env, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!s)
+	inflight = bpf_task_storage_get(&exec_ctx, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!inflight)
 		return 0;
+	s = &inflight->env;
 	s->bprm = (__u64)bprm;
 	s->flags = 0;
 	s->found = 0;

@@ -36,19 +36,6 @@ struct {
 	__type(value, struct krsi_file_event);
 } file_scratch SEC(".maps");
 
-/* Resolves path into st->path; returns its length with the NUL, 0 if it cannot be. */
-static __always_inline long resolve_d_path(struct policy_eval *st, struct path *path)
-{
-	long n = bpf_d_path(path, st->path, KRSI_PATH_MAX);
-
-	if (n <= 0 || n > KRSI_PATH_MAX) {
-		st->path_len = 0;
-		return 0;
-	}
-	st->path_len = n - 1;
-	return n;
-}
-
 /* The record's path: st->path, already resolved (n bytes with the NUL) or not (0). */
 static __always_inline void copy_path(struct krsi_file_event *e, struct policy_eval *st, long n)
 {
@@ -125,6 +112,8 @@ int BPF_PROG(file_open, struct file *file, int ret)
 	/* Noteworthy: rare, so what follows may take its time. */
 	ref = st->ref;
 	verdict = outcome_enforce(&ref, stats);
+	if (!outcome_rate_ok(stats))
+		return verdict;
 	e = bpf_map_lookup_elem(&file_scratch, &zero);
 	if (!e)
 		return verdict;
@@ -136,7 +125,7 @@ int BPF_PROG(file_open, struct file *file, int ret)
 	copy_path(e, st, n);
 	e->policy = ref;
 	e->hdr.size = file_record_size(e);
-	outcome_report(stats, verdict != 0, e, e->hdr.size);
+	outcome_emit(stats, verdict != 0, e, e->hdr.size);
 	return verdict;
 }
 

@@ -48,6 +48,18 @@ static __always_inline __u16 put_path(struct krsi_mmap_event *e, struct policy_e
 	return n;
 }
 
+/*
+ * The mapped file's path: mmap_file is in the sleepable set, where
+ * bpf_d_path() is allowed; file_mprotect is not, and walks.  source is a
+ * constant at both call sites, so each program holds one of the two.
+ */
+static __always_inline long mapped_path(struct policy_eval *st, struct file *file, __u32 source)
+{
+	if (source == KRSI_MMAP_FROM_MMAP)
+		return resolve_d_path(st, &file->f_path);
+	return resolve_walk_path(st, &file->f_path);
+}
+
 static __always_inline int mmap_decide(struct krsi_hook_stats *stats, struct file *file, __u32 prot,
 				       __u32 mflags, __u32 source)
 {
@@ -83,7 +95,7 @@ static __always_inline int mmap_decide(struct krsi_hook_stats *stats, struct fil
 					hash_missing = 1;
 				}
 			}
-			n = resolve_walk_path(st, &file->f_path);
+			n = mapped_path(st, file, source);
 			if (n > 0)
 				krsi_policy_match_path(KRSI_DIM_LIBRARY);
 			krsi_policy_narrow(KRSI_DIM_LIBRARY);
@@ -95,6 +107,8 @@ static __always_inline int mmap_decide(struct krsi_hook_stats *stats, struct fil
 
 	ref = st->ref;
 	verdict = outcome_enforce(&ref, stats);
+	if (!outcome_rate_ok(stats))
+		return verdict;
 	e = bpf_map_lookup_elem(&mmap_scratch, &zero);
 	if (!e)
 		return verdict;
@@ -120,7 +134,7 @@ static __always_inline int mmap_decide(struct krsi_hook_stats *stats, struct fil
 		__builtin_memset(e->sha256, 0, sizeof(e->sha256));
 	}
 	if (n < 0)
-		n = resolve_walk_path(st, &file->f_path);
+		n = mapped_path(st, file, source);
 	e->path_len = put_path(e, st, 0, n);
 	if (!e->path_len)
 		e->flags |= KRSI_MMAP_PATH_UNRESOLVED;
@@ -135,7 +149,7 @@ static __always_inline int mmap_decide(struct krsi_hook_stats *stats, struct fil
 	e->hdr.size = __builtin_offsetof(struct krsi_mmap_event, data) + e->path_len + e->exe_path_len;
 	if (e->hdr.size > sizeof(*e))
 		e->hdr.size = sizeof(*e);
-	outcome_report(stats, verdict != 0, e, e->hdr.size);
+	outcome_emit(stats, verdict != 0, e, e->hdr.size);
 	return verdict;
 }
 

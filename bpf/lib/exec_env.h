@@ -4,10 +4,11 @@
  * new image's environment, for exec_committed (bpf/hooks/exec.bpf.c), which
  * runs after it on the same hook: the values of the variables named in
  * env_record, and which names that policies select on (env_watch) are
- * present.  Task storage of its own, so that struct krsi_task_ctx stays
- * small.  The values take 9 KiB and are rarely there: they have a storage of
- * their own, allocated only when one is found (zeroing 9 KiB on every exec
- * was the largest single cost of the exec path in bench/results/progs-*).
+ * present.  It is part of the exec in flight (exec_ctx below), apart from
+ * struct krsi_task_ctx, which the agent rewrites.  The values take 9 KiB and
+ * are rarely there: they have a storage of their own, allocated only when one
+ * is found (zeroing 9 KiB on every exec was the largest single cost of the
+ * exec path measured by `krsi bench progs`).
  */
 #ifndef KRSI_EXEC_ENV_H
 #define KRSI_EXEC_ENV_H
@@ -38,9 +39,9 @@ struct env_scan_pos {
 };
 
 /*
- * Kept by the task from one exec to the next (exec_committed clears bprm
- * rather than deleting it): small, so that the common exec, whose
- * environment names nothing recorded, allocates and frees nothing.
+ * Kept by the task from one exec to the next (exec_committed clears bprm):
+ * the common exec, whose environment names nothing recorded, allocates and
+ * frees nothing here.
  */
 struct exec_env_state {
 	struct env_scan_pos scan;
@@ -63,12 +64,23 @@ struct exec_env_values {
 	char value[KRSI_ENV_RECORD_MAX][KRSI_ENV_VALUE_MAX];
 };
 
+/*
+ * The exec in flight, one storage per task for both programs' halves: what
+ * bprm_check_security decided (and the digest it saw), and what the
+ * environment scan found.  Only BPF writes it.  One storage, not two: a
+ * storage's first allocation is a large part of a fork+exec's cost.
+ */
+struct exec_inflight {
+	struct krsi_exec_ctx x;
+	struct exec_env_state env;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, struct exec_env_state);
-} exec_env SEC(".maps") __weak;
+	__type(value, struct exec_inflight);
+} exec_ctx SEC(".maps") __weak;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);

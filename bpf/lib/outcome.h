@@ -34,18 +34,35 @@ static __always_inline int outcome_enforce(struct krsi_policy_ref *ref, struct k
 	return -EPERM;
 }
 
-/* Reports a record about st->ref, unless its rule's rate limit suppresses it. */
-static __always_inline void outcome_report(struct krsi_hook_stats *stats, int denied, void *record, __u64 size)
+/*
+ * Whether a record about st->ref may be reported (its rule's rate limit);
+ * counts the suppression.  Hot hooks ask before they build the record: a
+ * rate-limited audit rule that matches every exec or open must cost no path
+ * walk and no record.
+ */
+static __always_inline int outcome_rate_ok(struct krsi_hook_stats *stats)
 {
-	if (!krsi_policy_rate_ok()) {
-		if (stats)
-			stats->rate_limited++;
-		return;
-	}
+	if (krsi_policy_rate_ok())
+		return 1;
+	if (stats)
+		stats->rate_limited++;
+	return 0;
+}
+
+/* Denials travel on `decisions`, the rest on `events`. */
+static __always_inline void outcome_emit(struct krsi_hook_stats *stats, int denied, void *record, __u64 size)
+{
 	if (denied)
 		emit(&decisions, stats, record, size);
 	else
 		emit(&events, stats, record, size);
+}
+
+/* Reports a record about st->ref, unless its rule's rate limit suppresses it. */
+static __always_inline void outcome_report(struct krsi_hook_stats *stats, int denied, void *record, __u64 size)
+{
+	if (outcome_rate_ok(stats))
+		outcome_emit(stats, denied, record, size);
 }
 
 #endif /* KRSI_OUTCOME_H */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Paths built by walking dentries, for hooks where bpf_d_path() is refused
+ * Paths of files: bpf_d_path() where the hook allows it, else built by
+ * walking dentries, for hooks where bpf_d_path() is refused
  * (Linux 6.1 allows it only on the hooks of its sleepable set: path_unlink,
  * path_rename, file_mprotect, ptrace_access_check are not) or for paths of
  * files other than the hook's own.  The walk goes from a dentry up to the
@@ -156,6 +157,23 @@ static __always_inline long resolve_walk(struct policy_eval *st, struct dentry *
 	st->path[len] = '\0';
 	st->path_len = len;
 	return len + 1;
+}
+
+/*
+ * The path of a struct path by bpf_d_path(), on the hooks that allow it
+ * (cheaper than the walk: one helper call, under the kernel's own locking);
+ * returns its length with the NUL, 0 if it cannot be resolved.
+ */
+static __always_inline long resolve_d_path(struct policy_eval *st, struct path *path)
+{
+	long n = bpf_d_path(path, st->path, KRSI_PATH_MAX);
+
+	if (n <= 0 || n > KRSI_PATH_MAX) {
+		st->path_len = 0;
+		return 0;
+	}
+	st->path_len = n - 1;
+	return n;
 }
 
 /* The path of a struct path (a file's f_path), by the walk. */

@@ -124,17 +124,24 @@ struct {
 	__type(value, struct krsi_policy_needs);
 } policy_needs SEC(".maps") __weak;
 
-/* Dynamic lists: changed in place by the agent, shared by all generations. */
+/*
+ * Dynamic lists: changed in place by the agent, shared by all generations.
+ * Only the agent adds entries, so they need not be preallocated: an idle
+ * list costs nothing, and the capacity (the agent's --list-capacity, set
+ * before load) can be large.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct krsi_str_key);
 	__type(value, struct krsi_list_entry);
 } list_strings SEC(".maps") __weak;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct krsi_value_key);
 	__type(value, struct krsi_list_entry);
 } list_values SEC(".maps") __weak;
@@ -146,14 +153,6 @@ struct {
 	__type(key, int);
 	__type(value, struct krsi_task_ctx);
 } task_ctx SEC(".maps") __weak;
-
-/* The exec in flight: only BPF writes it (bpf/hooks/exec.bpf.c). */
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct krsi_exec_ctx);
-} exec_ctx SEC(".maps") __weak;
 
 /* Rate limits: a fixed window per rule, shared by all CPUs. */
 struct rate_state_value {

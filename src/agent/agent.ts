@@ -67,6 +67,8 @@ export interface AgentOptions {
   argsMax?: number;
   /** Size of the telemetry ring, a power of two of at least a page. */
   eventsRingBytes?: number;
+  /** Entries each list map (strings, values) holds at most, shared by the lists of its kind. */
+  listCapacity?: number;
   onEvent: (event: KrsiEvent) => void;
   /** A record that could not be decoded; the agent goes on. */
   onRecordError?: (err: Error) => void;
@@ -242,6 +244,10 @@ export class Agent implements AgentControl {
       object.setGlobal('cfg_ima', u32(agent.ima ? 1 : 0));
       if (opts.eventsRingBytes !== undefined) object.map('events').setMaxEntries(opts.eventsRingBytes);
       if (opts.decisionsRingBytes !== undefined) object.map('decisions').setMaxEntries(opts.decisionsRingBytes);
+      if (opts.listCapacity !== undefined) {
+        object.map('list_strings').setMaxEntries(opts.listCapacity);
+        object.map('list_values').setMaxEntries(opts.listCapacity);
+      }
       // An earlier agent's state: the same maps, so the same policy in force.
       const reuse = layout.hasState() ? reusePinnedMaps(object, layout) : { reused: [], incompatible: [] };
       if (reuse.incompatible.length > 0) {

@@ -33,7 +33,9 @@ export function sh(cmd: string, args: string[], env?: NodeJS.ProcessEnv): string
 
 /** The noop binary, copied to tmpfs (as the seed's: no 9p in the measured exec). */
 export function stageBinaries(): { noop: string; dir: string } {
-  const dir = mkdtempSync('/tmp/krsi-bench-');
+  // Not under /tmp: the default policy audits programs and libraries run
+  // from scratch directories, and the seed's no-op binary was an ordinary one.
+  const dir = mkdtempSync('/run/krsi-bench-');
   const noop = join(dir, 'noop');
   copyFileSync(BIN.noop, noop);
   sh('chmod', ['755', noop]);

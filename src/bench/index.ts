@@ -37,7 +37,7 @@ export async function runBench(opts: BenchOptions, log: (msg: string) => void): 
     const r = makers[b]();
     if (r === null) continue;
     if (data.errors.length > 0) r.notes.push(`Problems during the session: ${data.errors.join('; ')}`);
-    r.notes.push(`Session: ${opts.rounds} rounds per phase, seed ${opts.seed}, agent start ${data.agentStartSeconds.map((s) => s.toFixed(0)).join(', ')} s, audit lost ${data.auditLost ?? 'n/a'}, ${((performance.now() - t0) / 1000).toFixed(0)} s in all.`);
+    r.notes.push(`Session: ${opts.rounds} rounds per phase, ${opts.repeats} phases of each krsi configuration, seed ${opts.seed}, agent start ${data.agentStartSeconds.map((s) => s.toFixed(0)).join(', ')} s, audit lost ${data.auditLost ?? 'n/a'}, ${((performance.now() - t0) / 1000).toFixed(0)} s in all.`);
     written.push(...writeResult(opts.out, r, info));
   }
   for (const e of data.errors) log(`warning: ${e}`);

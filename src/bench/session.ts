@@ -39,6 +39,8 @@ export type BenchName = (typeof BENCHMARKS)[number];
 export interface SessionOptions {
   benchmarks: readonly BenchName[];
   rounds: number;
+  /** Agent phases of each krsi configuration, each between two baseline phases. */
+  repeats: number;
   execsPerRound: number;
   opensPerRound: number;
   reactions: number;
@@ -231,20 +233,31 @@ export async function runSession(opts: SessionOptions): Promise<SessionData> {
     }
   };
 
+  const configs: Array<{ name: string; run: () => Promise<number> }> = [];
+  if (want('exec') || want('scale')) configs.push({ name: 'exec:krsi-default', run: () => execLoop(execN, noop) });
+  if (want('open') || want('scale')) configs.push({ name: 'open:krsi-enforce', run: () => openLoop(openN, openTarget) });
+
+  // Agent phases alternate with baseline phases, `repeats` times each, so
+  // that a drift of the machine's speed shows as spread, not as overhead.
   await offPhase();
-  if (want('exec')) {
-    await agentPhase('ld', async () => {
-      await timedRounds('ld', [{ name: 'exec:krsi-ld', run: () => execLoop(execN, noop) }], opts.rounds, 'krsi LD_PRELOAD');
-    });
-    await offPhase();
+  for (let rep = 0; rep < opts.repeats; rep++) {
+    if (want('exec')) {
+      await agentPhase('ld', async () => {
+        await timedRounds('ld', [{ name: 'exec:krsi-ld', run: () => execLoop(execN, noop) }], opts.rounds, 'krsi LD_PRELOAD');
+      });
+      await offPhase();
+    }
+    // The last default-policy phase also hosts every other benchmark (below).
+    if (rep < opts.repeats - 1 && configs.length > 0) {
+      await agentPhase('def', async () => {
+        await timedRounds('def', configs, opts.rounds, 'krsi default + 1k list');
+      });
+      await offPhase();
+    }
   }
 
-  const needDef = opts.benchmarks.some((b) => b !== 'exec') || want('exec');
-  if (needDef) {
+  {
     await agentPhase('def', async (agent) => {
-      const configs: Array<{ name: string; run: () => Promise<number> }> = [];
-      if (want('exec') || want('scale')) configs.push({ name: 'exec:krsi-default', run: () => execLoop(execN, noop) });
-      if (want('open') || want('scale')) configs.push({ name: 'open:krsi-enforce', run: () => openLoop(openN, openTarget) });
       await timedRounds('def', configs, opts.rounds, 'krsi default + 1k list');
 
       // Before the scale steps: every reaction rewrites the persisted lists,

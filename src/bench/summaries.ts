@@ -76,9 +76,9 @@ export function execResult(d: SessionData, execN: number): BenchResult | null {
   const audit = rows.find((r) => r.config === 'exec:audit-execve');
   const krsi = rows.find((r) => r.config === 'exec:krsi-default');
   const notes = [
-    `Static no-op binary on tmpfs, fork+execve+wait ${execN} times per round (build/bench/execloop); the value per round is the mean per exec.`,
+    `Static no-op binary on tmpfs (/run, outside the scratch directories the default policy audits), fork+execve+wait ${execN} times per round (build/bench/execloop); the value per round is the mean per exec.`,
     'Seed (LSS-NA 2019, no-op binary ×100): 518 µs without audit, 522 µs audit without rules, 663 µs (+28%) audit execve rule, 543 µs (+4.8%) KRSI recording LD_PRELOAD.',
-    'Agent-less configurations are interleaved in a shuffled order in every round; the krsi configurations need an agent start (~30 s under TCG) and so run in their own phases, compared with the baseline rounds of the phases before and after.',
+    'Agent-less configurations are interleaved in a shuffled order in every round; the krsi configurations need an agent start (~20 s under TCG) and so run in their own phases, which alternate with baseline phases (--repeats); they are compared with the baseline rounds of the phases just before and after each of theirs.',
   ];
   if (audit && krsi) {
     const a = audit.ratio.estimate - 1;

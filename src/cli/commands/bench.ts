@@ -12,6 +12,7 @@ function positive(value: string): number {
 interface BenchCliOptions {
   out: string;
   rounds: number;
+  repeats: number;
   execs: number;
   opens: number;
   reactions: number;
@@ -30,6 +31,7 @@ export function registerBench(program: Command): void {
     .argument('<benchmarks...>', `${BENCHMARKS.join(' | ')} | all`)
     .option('--out <dir>', 'where the results go', 'bench/results')
     .option('--rounds <n>', 'rounds per phase', positive, 8)
+    .option('--repeats <n>', 'phases of each krsi configuration, each between two baseline phases', positive, 3)
     .option('--execs <n>', 'execs per round', positive, 100)
     .option('--opens <n>', 'opens per round', positive, 20000)
     .option('--reactions <n>', 'reactions timed (latency)', positive, 30)
@@ -45,6 +47,7 @@ export function registerBench(program: Command): void {
         {
           benchmarks: benchmarks as BenchName[],
           rounds: o.rounds,
+          repeats: o.repeats,
           execsPerRound: o.execs,
           opensPerRound: o.opens,
           reactions: o.reactions,

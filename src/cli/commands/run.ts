@@ -30,6 +30,7 @@ interface RunOptions {
   control: boolean;
   decisionsRing?: number;
   eventsRing?: number;
+  listCapacity?: number;
   eventsPerSecond?: number;
   envRecord: string[];
   ima: boolean;
@@ -54,6 +55,13 @@ function parseRingBytes(value: string): number {
   if (!Number.isInteger(n) || n < 4096 || n > 2 ** 30 || (n & (n - 1)) !== 0) {
     throw new InvalidArgumentError('a power of two from 4096 to 1073741824');
   }
+  return n;
+}
+
+/** Entries a list map holds: 1 to 4 Mi (allocated as used, not up front). */
+function parseListCapacity(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 2 ** 22) throw new InvalidArgumentError('an integer from 1 to 4194304');
   return n;
 }
 
@@ -102,6 +110,7 @@ export function registerRun(program: Command): void {
     .option('--no-protect', 'let root signal, ptrace or unpin the agent (default: only `krsi stop` stops it)')
     .option('--decisions-ring <bytes>', 'size of the ring for denials, kills and tamper events (default 1 MiB)', parseRingBytes)
     .option('--events-ring <bytes>', 'size of the ring for other events (default 4 MiB)', parseRingBytes)
+    .option('--list-capacity <n>', 'entries the kernel holds across all lists of strings (paths, names), and as many across all lists of values (inodes, digests, ids) (default 262144)', parseListCapacity)
     .option('--events-per-second <n>', 'read at most this many non-decision events a second; the rest are counted as dropped (default 20000)', parseRate)
     .option('--no-landlock', 'do not confine the agent with Landlock (default: it may write only its own state and execute nothing)')
     .option(
@@ -197,6 +206,7 @@ async function run(opts: RunOptions): Promise<number> {
       ...(opts.argsMax === undefined ? {} : { argsMax: opts.argsMax }),
       ...(opts.decisionsRing === undefined ? {} : { decisionsRingBytes: opts.decisionsRing }),
       ...(opts.eventsRing === undefined ? {} : { eventsRingBytes: opts.eventsRing }),
+      ...(opts.listCapacity === undefined ? {} : { listCapacity: opts.listCapacity }),
       ...(opts.eventsPerSecond === undefined ? {} : { eventsPerSecond: opts.eventsPerSecond }),
       ...(opts.envRecord.length === 0 ? {} : { envRecord: opts.envRecord.filter((n) => n !== '-') }),
       ...(opts.ima ? {} : { ima: false }),
