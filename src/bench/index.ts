@@ -1,8 +1,9 @@
 // `krsi bench`: runs a session (src/bench/session.ts) and writes one result
 // per benchmark (markdown + SVG) with kernel, date, machine and command.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { cpus, release } from 'node:os';
-import { writeResult, type BenchResult, type RunInfo } from './report.js';
+import { kernelTag, writeResult, type BenchResult, type RunInfo } from './report.js';
 import { runSession, type BenchName, type SessionOptions } from './session.js';
 import { execResult, latencyResult, openResult, pipelineResult, progsResult, scaleResult } from './summaries.js';
 
@@ -33,6 +34,10 @@ export async function runBench(opts: BenchOptions, log: (msg: string) => void): 
     latency: () => latencyResult(data),
   };
   const written: string[] = [];
+  // Every sample, so that the tables can be checked or computed again.
+  const raw = join(opts.out, `session-${kernelTag(info.kernel)}.json`);
+  writeFileSync(raw, JSON.stringify({ info, options: { ...opts, out: undefined }, data }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 1) + '\n');
+  written.push(raw);
   for (const b of opts.benchmarks) {
     const r = makers[b]();
     if (r === null) continue;

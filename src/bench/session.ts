@@ -33,6 +33,9 @@ import {
 import { measureRingPerf, type RingPerfRun } from './ringperf.js';
 import { prng, shuffle } from './stats.js';
 
+/** Quiet time before a phase's rounds, each of which starts with an unrecorded warm-up run. */
+const SETTLE_MS = 3000;
+
 export const BENCHMARKS = ['exec', 'open', 'progs', 'pipeline', 'scale', 'latency'] as const;
 export type BenchName = (typeof BENCHMARKS)[number];
 
@@ -199,6 +202,12 @@ export async function runSession(opts: SessionOptions): Promise<SessionData> {
       }
     }
     if (want('open') || want('scale')) configs.push({ name: 'open:nothing', mode: 'off', run: () => openLoop(openN, openTarget) });
+    // After an agent's stop the kernel still frees its programs and maps.
+    await sleep(SETTLE_MS);
+    for (const c of configs) {
+      audit?.set(c.mode);
+      await c.run();
+    }
     for (let r = 0; r < opts.rounds; r++) {
       for (const c of shuffle(configs, rand)) {
         audit?.set(c.mode);
@@ -218,6 +227,9 @@ export async function runSession(opts: SessionOptions): Promise<SessionData> {
         : await startAgent([join(BIN.krsi, '../../policies/default.yaml'), benchPolicy(1000, trigDir, secret)], ['--no-allowed']);
     data.agentStartSeconds.push(agent.startSeconds);
     opts.progress(`phase ${phase}: agent ready in ${agent.startSeconds.toFixed(1)} s`);
+    // The agent's own start-up work (process snapshot, seeding, JIT) shares
+    // the guest's CPU with the loops: let it finish before measuring.
+    await sleep(SETTLE_MS);
     try {
       await body(agent);
     } finally {
@@ -227,6 +239,7 @@ export async function runSession(opts: SessionOptions): Promise<SessionData> {
   };
 
   const timedRounds = async (kind: 'ld' | 'def', configs: Array<{ name: string; run: () => Promise<number> }>, rounds: number, label: string): Promise<void> => {
+    for (const c of configs) await c.run(); // warm-up, not recorded
     for (let r = 0; r < rounds; r++) {
       for (const c of shuffle(configs, rand)) record(kind, c.name, r, await c.run());
       opts.progress(`phase ${phase} (${label}): round ${r + 1}/${rounds}`);

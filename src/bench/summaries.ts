@@ -133,14 +133,14 @@ export function pipelineResult(d: SessionData): BenchResult | null {
     name: 'pipeline',
     title: 'krsi bench pipeline: event storms through the ring buffers to the TypeScript side',
     table: {
-      columns: ['storm', 'operations', 'seconds', 'events received', 'events/s', 'attempted', 'received', 'dropped', 'gap markers', 'marked by gaps', 'unmarked loss', 'rate-limited', 'agent CPU %', 'agent RSS (MiB)'],
+      columns: ['storm', 'operations', 'seconds', 'events received', 'events/s', 'attempted', 'received', 'dropped', 'gap markers', 'marked by gaps', 'not yet marked', 'rate-limited', 'agent CPU %', 'agent RSS (MiB)'],
       rows: d.pipeline.map((p) => [p.storm, p.operations, p.seconds.toFixed(2), p.linesReceived, p.eventsPerSecond.toFixed(0), p.attempted, p.received, p.dropped, p.gaps, p.missing, p.dropped - p.missing, p.rateLimited, p.agentCpuPercent.toFixed(0), (p.rssBytes / 1048576).toFixed(0)]),
     },
     chart: { title: 'events per second delivered by the agent', unit: 'events/s', bars: d.pipeline.map((p) => ({ label: p.storm, value: p.eventsPerSecond })) },
     notes: [
       `Ring memory: ${d.rings.map((m) => `${m.name} ${(m.maxEntries / 1048576).toFixed(1)} MiB (memlock ${(m.bytesMemlock / 1048576).toFixed(1)} MiB)`).join(', ')}; total ${(ringBytes / 1048576).toFixed(1)} MiB for ${(ringCap / 1048576).toFixed(1)} MiB of capacity, shared by all CPUs.`,
       `Perf buffer at equal capacity per CPU: a per-CPU perf event array needs that capacity on every CPU: ${(ringCap / 1048576).toFixed(1)} MiB × ${d.possibleCpus} possible CPUs = ${((ringCap * d.possibleCpus) / 1048576).toFixed(1)} MiB here, ${((ringCap * 64) / 1048576).toFixed(0)} MiB on a 64-CPU server. Measured below (ring buffer against perf buffer).`,
-      'The agent\'s own accounting, read from `krsi status` before and after: "attempted" is what the programs tried to write (per-CPU sequence numbers, lost records included), "dropped" is attempted - received (lost to a full ring: the agent reads at most --events-per-second records, so a storm fills it), "marked by gaps" is what the gap events in the stream stand for, and "unmarked loss" (dropped - marked) is loss nobody was told of: the target is 0. "events received" counts the JSON lines the agent wrote to stdout during the storm and its drain.',
+      'The agent\'s own accounting, read from `krsi status` before and after: "attempted" is what the programs tried to write (per-CPU sequence numbers, lost records included), "dropped" is attempted - received (lost to a full ring: the agent reads at most --events-per-second records, so a storm fills it), "marked by gaps" is what the gap events in the stream stand for, and "not yet marked" is dropped - marked: a gap event is put in the stream when the next record of the same CPU shows the jump, so losses at the tail of a storm wait for one (they are in "dropped", in `krsi status` and in the metrics at once). Unaccounted loss would be a record missing from "attempted": every storm operation is there (attempted >= operations). "events received" counts the JSON lines the agent wrote to stdout during the storm and its drain.',
     ],
     sections: d.ringPerf.length === 0 ? [] : [ringPerfSection(d)],
   };
