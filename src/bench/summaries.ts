@@ -1,7 +1,7 @@
 // From a session's samples to one result (table, chart, notes) per benchmark.
 import type { BenchResult, Table } from './report.js';
 import { RECORD_BYTES, ringPerfSummary, ringPerfTable } from './ringperf.js';
-import type { Sample, SessionData } from './session.js';
+import type { ProgCost, Sample, SessionData } from './session.js';
 import { formatOverhead, median, pairedRatioCI, quantile, unpairedRatioCI, type Interval } from './stats.js';
 
 export interface ConfigRow {
@@ -64,6 +64,33 @@ function ratioChart(title: string, rows: ConfigRow[]): BenchResult['chart'] {
   };
 }
 
+/** Hooks an exec of a static binary goes through (its fork, its exec, its mappings, its exit). */
+const EXEC_PATH_HOOKS = ['sched_process_fork', 'bprm_check_security', 'bprm_committed_creds', 'mmap_file', 'file_mprotect', 'sched_process_exit'];
+
+/**
+ * krsi's BPF program time per exec, from the kernel's BPF stats (no drift:
+ * the kernel times each run): every run of a program on an exec-path hook
+ * during the stats workload, divided by the execs in it (exec_check's runs).
+ * Also what empty programs on the same hooks took, per exec.
+ */
+export function execProgramTime(progs: readonly ProgCost[]): { krsiNs: number; emptyNs: number; execs: number } | null {
+  const execs = progs.find((p) => p.name === 'exec_check')?.runCnt ?? 0;
+  if (execs === 0) return null;
+  const onPath = progs.filter((p) => EXEC_PATH_HOOKS.some((h) => p.section.endsWith(`/${h}`)) && p.runCnt > 0);
+  const krsiNs = onPath.reduce((a, p) => a + p.runCnt * p.avgNs, 0) / execs;
+  // One empty program per hook, however many krsi programs share it.
+  const empties = new Map(onPath.filter((p) => p.emptyName !== null && p.emptyRunCnt > 0).map((p) => [p.emptyName, p.emptyRunCnt * p.emptyAvgNs]));
+  const emptyNs = [...empties.values()].reduce((a, n) => a + n, 0) / execs;
+  return { krsiNs, emptyNs, execs };
+}
+
+/** Medians of a configuration's rounds, phase by phase. */
+function phaseMedians(samples: readonly Sample[], config: string): number[] {
+  const by = new Map<number, number[]>();
+  for (const s of samples) if (s.config === config) by.set(s.phase, [...(by.get(s.phase) ?? []), s.ns]);
+  return [...by.entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => median(v));
+}
+
 export function execResult(d: SessionData, execN: number): BenchResult | null {
   const rows = compare(d.samples, 'exec', {
     'exec:nothing': 'nothing (audit: never,task)',
@@ -80,6 +107,21 @@ export function execResult(d: SessionData, execN: number): BenchResult | null {
     'Seed (LSS-NA 2019, no-op binary ×100): 518 µs without audit, 522 µs audit without rules, 663 µs (+28%) audit execve rule, 543 µs (+4.8%) KRSI recording LD_PRELOAD.',
     'Agent-less configurations are interleaved in a shuffled order in every round; the krsi configurations need an agent start (~20 s under TCG) and so run in their own phases, which alternate with baseline phases (--repeats); they are compared with the baseline rounds of the phases just before and after each of theirs.',
   ];
+  const base = phaseMedians(d.samples, 'exec:nothing');
+  if (base.length > 1) {
+    const lo = Math.min(...base);
+    const hi = Math.max(...base);
+    notes.push(
+      `Drift: the baseline's median per exec went from phase to phase between ${(lo / 1000).toFixed(0)} and ${(hi / 1000).toFixed(0)} µs (${(((hi - lo) / lo) * 100).toFixed(0)}%), while the open loop's stayed within a few percent: under TCG an exec's cost wanders with the emulator's state. The agent-less configurations are paired round by round and do not suffer from it; the krsi ones, compared phase with phase, do, and their intervals are that wide.`,
+    );
+  }
+  const pt = execProgramTime(d.progs);
+  const baseMedian = rows.find((r) => r.config === 'exec:nothing')?.medianNs;
+  if (pt && baseMedian) {
+    notes.push(
+      `Without drift, from the kernel's BPF stats of the same boot (progs result): krsi's programs on the exec path (fork, bprm_check_security, bprm_committed_creds, mmap_file, file_mprotect, exit) ran ${(pt.krsiNs / 1000).toFixed(1)} µs per exec under the default policy + 1k list, ${((pt.krsiNs / baseMedian) * 100).toFixed(1)}% of a baseline exec (${(baseMedian / 1000).toFixed(0)} µs); empty programs on the same hooks ran ${(pt.emptyNs / 1000).toFixed(1)} µs. The trampolines that call them are not in these figures.`,
+    );
+  }
   if (audit && krsi) {
     const a = audit.ratio.estimate - 1;
     const k = krsi.ratio.estimate - 1;
