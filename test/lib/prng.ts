@@ -1,12 +1,4 @@
 // mulberry32: a small seeded PRNG, the same sequence everywhere for a seed,
-// so that a randomised test that fails can be replayed.
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// so that a randomised test that fails can be replayed. The benchmarks'
+// shuffles use the same one.
+export { prng } from '../../src/bench/stats.js';
