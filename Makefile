@@ -153,7 +153,7 @@ test: build typecheck kernels test-fixtures test-modules
 	@echo "== host kernel tests (tracepoint programs, the binding)"
 	node --import tsx --test $(HOST_TESTS)
 	@echo "== VM end-to-end tests on Linux $(VM_KERNELS), side by side"
-	./scripts/run-vm-suites.sh "$(VM_KERNELS)" "$(VM_FLAGS)" $(VM_TESTS)
+	./scripts/in-each-vm.sh "$(VM_KERNELS)" "$(VM_FLAGS)" "VM end-to-end tests" node --import tsx --test $(VM_TESTS)
 
 test-unit: build
 	node --import tsx --test $(UNIT_TESTS)
@@ -162,7 +162,7 @@ test-host: build
 	node --import tsx --test $(HOST_TESTS)
 
 test-vm: build kernels test-fixtures test-modules
-	./scripts/run-vm-suites.sh "$(VM_KERNELS)" "$(VM_FLAGS)" $(VM_TESTS)
+	./scripts/in-each-vm.sh "$(VM_KERNELS)" "$(VM_FLAGS)" "VM end-to-end tests" node --import tsx --test $(VM_TESTS)
 
 # --- demo -------------------------------------------------------------------
 demo: build
@@ -173,7 +173,7 @@ clean:
 
 # --- bench ------------------------------------------------------------------
 # `make bench`: every benchmark (src/bench) in one VM boot per kernel, the
-# kernels side by side (scripts/run-bench.sh), results in
+# kernels side by side (scripts/in-each-vm.sh), results in
 # bench/results/<benchmark>-<kernel>.md and .svg. BENCH_FLAGS is passed to
 # `krsi bench all` (e.g. BENCH_FLAGS="--rounds 4" for a quick look).
 BENCH_BINS := build/bench/noop build/bench/execloop build/bench/openloop build/bench/reactwait build/bench/getppidloop \
@@ -197,4 +197,6 @@ build/bench/%.bpf.o: bench/bpf/%.bpf.c $(BPF_INCLUDES) $(STAMPS)/apt
 bench-bins: $(BENCH_BINS)
 
 bench: build kernels $(BENCH_BINS)
-	./scripts/run-bench.sh "$(VM_KERNELS)" bench/results $(BENCH_FLAGS)
+	@mkdir -p bench/results
+	./scripts/in-each-vm.sh "$(VM_KERNELS)" "--timeout 1500 --writable bench/results" benchmarks \
+		./bin/krsi bench all --out bench/results --command "make bench" $(BENCH_FLAGS)

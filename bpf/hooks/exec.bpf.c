@@ -25,6 +25,7 @@
 #include "task.h"
 #include "content.h"
 #include "exec_env.h"
+#include "path_walk.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -225,12 +226,9 @@ static __always_inline __u64 fill_exec(struct krsi_exec_event *e, struct policy_
 			e->flags |= KRSI_EXEC_FILELESS_DELETED;
 	}
 
-	n = bpf_d_path(&file->f_path, st->path, KRSI_PATH_MAX);
-	if (n <= 0 || n > KRSI_PATH_MAX) {
+	n = resolve_d_path(st, &file->f_path);
+	if (!n)
 		e->flags |= KRSI_EXEC_PATH_UNRESOLVED;
-		n = 0;
-	}
-	st->path_len = n > 0 ? n - 1 : 0;
 	e->path_len = n;
 	barrier_var(n);
 	if (n > 0 && n <= KRSI_PATH_MAX)
@@ -619,7 +617,6 @@ out:
 		if (envs->found)
 			bpf_task_storage_delete(&exec_env_values, task);
 		envs->bprm = 0;
-		envs->found = 0;
 	}
 	return 0;
 }
