@@ -1,6 +1,7 @@
 # krsi: `make demo` and `make test` each do all their own set-up on a fresh
-# Debian machine (as root): Debian packages, npm ci (which builds the native
-# binding), the BPF objects, the TypeScript, and the VM kernels on first use.
+# Debian machine (as root): Debian packages, the Node runtime, npm ci (which
+# builds the native binding), the BPF objects, the TypeScript, and the VM
+# kernels on first use.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DELETE_ON_ERROR:
@@ -10,6 +11,16 @@ ARCH ?= x86
 CLANG ?= clang
 BPFTOOL ?= bpftool
 VM_KERNELS ?= 6.1 6.12
+KRSI_CACHE_DIR ?= /var/cache/krsi
+export KRSI_CACHE_DIR
+
+# The Node runtime krsi runs on, pinned by scripts/setup-node.sh: first on
+# PATH for every recipe (npm, tsc, the tests, the VM guests, which inherit
+# PATH), and the headers the native binding is compiled against.
+NODE_HOME := $(KRSI_CACHE_DIR)/node
+export PATH := $(NODE_HOME)/bin:$(PATH)
+export npm_config_nodedir := $(NODE_HOME)
+NPM_BIN := node_modules/.bin
 
 BPF_INCLUDES := $(wildcard bpf/include/*.h bpf/lib/*.h)
 # Every hook's program is one bpf/hooks/*.bpf.c; they are linked into one
@@ -40,12 +51,21 @@ $(STAMPS)/apt: scripts/setup-host.sh
 	./scripts/setup-host.sh
 	@touch $@
 
+$(STAMPS)/node: scripts/setup-node.sh $(STAMPS)/apt
+	./scripts/setup-node.sh $(NODE_HOME)
+	@touch $@
+
+# bin/krsi runs the CLI on the runtime the binding was built for.
+build/node: $(STAMPS)/node
+	@mkdir -p $(dir $@)
+	ln -sfn $(NODE_HOME)/bin/node $@
+
 # npm ci also runs node-gyp (package.json "install"), which needs libbpf-dev.
-node_modules/.package-lock.json: package.json package-lock.json $(STAMPS)/apt
+node_modules/.package-lock.json: package.json package-lock.json $(STAMPS)/apt $(STAMPS)/node
 	npm ci --no-audit --no-fund --foreground-scripts
 	@touch $@
 
-setup: $(STAMPS)/apt node_modules/.package-lock.json
+setup: $(STAMPS)/apt $(STAMPS)/node build/node node_modules/.package-lock.json
 
 # Debian's kernels for the VM suites, fetched once into the cache
 # ($$KRSI_CACHE_DIR, default /var/cache/krsi); instant when already there.
@@ -78,24 +98,24 @@ $(NATIVE_ADDON): $(NATIVE_SRCS) node_modules/.package-lock.json
 	npm run install --foreground-scripts
 	@touch $@
 
-ts: dist/.stamp
+ts: dist/.stamp build/node
 
 dist/.stamp: $(TS_SRCS) tsconfig.json tsconfig.build.json node_modules/.package-lock.json
-	npx tsc -p tsconfig.build.json
+	$(NPM_BIN)/tsc -p tsconfig.build.json
 	@touch $@
 
 typecheck: node_modules/.package-lock.json
-	npx tsc -p tsconfig.json --noEmit
+	$(NPM_BIN)/tsc -p tsconfig.json --noEmit
 
 # Regenerate the TypeScript decoders from the compiled objects' BTF.
 abi: bpf node_modules/.package-lock.json
-	npx tsx scripts/gen-abi.ts
+	$(NPM_BIN)/tsx scripts/gen-abi.ts
 
 # Regenerate schema/policy.schema.json and docs/policy.md (from
 # docs/policy.template.md, src/policy/schema.ts and policies/examples/).
 docs: node_modules/.package-lock.json
-	npx tsx scripts/gen-policy-schema.ts
-	npx tsx scripts/gen-policy-docs.ts
+	$(NPM_BIN)/tsx scripts/gen-policy-schema.ts
+	$(NPM_BIN)/tsx scripts/gen-policy-docs.ts
 
 # Regenerate the pinned vmlinux.h from the oldest supported kernel's BTF.
 vmlinux: build

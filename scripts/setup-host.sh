@@ -6,8 +6,9 @@ set -euo pipefail
 packages=(
 	# BPF toolchain: clang -target bpf, bpftool (vmlinux.h, object linking), libbpf.
 	clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
-	# node-gyp's needs for the native binding.
-	make g++ python3
+	# node-gyp's needs for the native binding; curl fetches the Node runtime
+	# from the npm registry (scripts/setup-node.sh).
+	make g++ python3 curl ca-certificates
 	# The VM harness: QEMU, a static busybox for the initramfs, kmod's depmod,
 	# xz and zstd to unpack the 6.12 kernel's compressed modules and image.
 	qemu-system-x86 busybox-static kmod xz-utils zstd

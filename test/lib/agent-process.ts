@@ -9,7 +9,10 @@ import { fileURLToPath } from 'node:url';
 import { connectControl } from '../../src/control/client.js';
 import { EventSchema, type KrsiEvent } from '../../src/events/schema.js';
 
+/** The krsi command (a shell wrapper), for tests that run it as users do. */
 export const krsiBin = fileURLToPath(new URL('../../bin/krsi', import.meta.url));
+/** The CLI it runs: `process.execPath krsiCli ...` skips the wrapper's shell. */
+export const krsiCli = fileURLToPath(new URL('../../dist/cli/bin.js', import.meta.url));
 
 export interface AgentProcess {
   child: ChildProcess;
@@ -56,7 +59,7 @@ export async function startAgent(opts: StartOptions = {}): Promise<AgentProcess>
   const args = ['run', '--socket', socket, '--lists', lists, '--pin-root', pinRoot, ...(opts.policies ?? []).flatMap((p) => ['--policy', p]), ...(opts.args ?? [])];
   // node runs the script: a checkout under /tmp must not depend on exec
   // from /tmp, which policies under test (hardened.yaml) refuse.
-  const child = spawn(process.execPath, [krsiBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [krsiCli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const events: KrsiEvent[] = [];
   const waiters: Array<{ pred: (e: KrsiEvent) => boolean; resolve: (e: KrsiEvent) => void }> = [];
   let err = '';
@@ -100,7 +103,7 @@ export async function startAgent(opts: StartOptions = {}): Promise<AgentProcess>
   await waitFor((e) => e.kind === 'agent' && e.state === 'ready', 'the agent to be ready', opts.readyTimeoutMs ?? 90_000);
 
   const krsi = (...cmd: string[]): SpawnSyncReturns<string> =>
-    spawnSync(process.execPath, [krsiBin, ...cmd], { encoding: 'utf8', env: { ...process.env, KRSI_SOCKET: socket }, timeout: 120_000 });
+    spawnSync(process.execPath, [krsiCli, ...cmd], { encoding: 'utf8', env: { ...process.env, KRSI_SOCKET: socket }, timeout: 120_000 });
 
   // A protected agent ignores signals from other processes: a stop request
   // over the control socket is the way to stop it. Sent from this process,
