@@ -98,11 +98,21 @@ $(NATIVE_ADDON): $(NATIVE_SRCS) node_modules/.package-lock.json
 	npm run install --foreground-scripts
 	@touch $@
 
-ts: dist/.stamp build/node
+ts: dist/.stamp dist/bundle/krsi.js build/node
 
 dist/.stamp: $(TS_SRCS) tsconfig.json tsconfig.build.json node_modules/.package-lock.json
 	$(NPM_BIN)/tsc -p tsconfig.build.json
 	@touch $@
+
+# The command, bundled from tsc's output: one file to read and compile at
+# start instead of ~300 (a third of the start-up time under emulation), and a
+# chunk per dynamically imported module, loaded when a command needs it.
+ESBUILD_NODE := --bundle --platform=node --format=esm --target=node24 --sourcemap --log-level=warning \
+	--banner:js="import { createRequire as __krsiRequire } from 'node:module'; const require = __krsiRequire(import.meta.url);"
+
+dist/bundle/krsi.js: dist/.stamp
+	rm -rf dist/bundle
+	$(NPM_BIN)/esbuild dist/cli/bin.js $(ESBUILD_NODE) --splitting --outdir=dist/bundle --entry-names=krsi --chunk-names=[name]-[hash]
 
 typecheck: node_modules/.package-lock.json
 	$(NPM_BIN)/tsc -p tsconfig.json --noEmit

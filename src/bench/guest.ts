@@ -6,11 +6,11 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { connectControl, type ControlClient } from '../control/client.js';
 import type { AgentStatus } from '../agent/control-api.js';
+import { packageRoot } from '../paths.js';
 
-export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const ROOT = packageRoot;
 export const BIN = {
   noop: join(ROOT, 'build/bench/noop'),
   execloop: join(ROOT, 'build/bench/execloop'),

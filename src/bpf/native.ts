@@ -2,14 +2,13 @@
 // links, ring buffers and perf buffers, synchronous, bytes in and bytes out. Typed decoding
 // of keys, values and records belongs to the callers, not here.
 //
-// The addon is loaded relative to this file: src/bpf/native.ts under tsx and
-// dist/bpf/native.js once compiled are both two levels below the package
-// root, where native/build/Release/krsi_native.node is built by `npm ci`.
+// The addon is loaded from the package root (src/paths.ts), where
+// native/build/Release/krsi_native.node is built by `npm ci`.
 // Importing this module also routes libbpf's log into the pino logger, in
 // every thread that imports it (the addon keeps one logger per environment).
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { log } from '../log.js';
+import { packageRoot } from '../paths.js';
 
 export type LibbpfLogLevel = 'warn' | 'info' | 'debug';
 
@@ -373,7 +372,7 @@ export const ADDON_PATH = 'native/build/Release/krsi_native.node';
 
 function loadBinding(): Binding {
   const require = createRequire(import.meta.url);
-  const path = fileURLToPath(new URL(`../../${ADDON_PATH}`, import.meta.url));
+  const path = `${packageRoot}${ADDON_PATH}`;
   try {
     return require(path) as Binding;
   } catch (err) {

@@ -1,4 +1,4 @@
-// Entry point of the krsi command (bin/krsi runs it on the pinned runtime).
+// Entry point of the krsi command (bin/krsi runs its bundle, dist/bundle/krsi.js).
 import { main } from './main.js';
 
 process.title = 'krsi';

@@ -11,8 +11,8 @@ import { EventSchema, type KrsiEvent } from '../../src/events/schema.js';
 
 /** The krsi command (a shell wrapper), for tests that run it as users do. */
 export const krsiBin = fileURLToPath(new URL('../../bin/krsi', import.meta.url));
-/** The CLI it runs: `process.execPath krsiCli ...` skips the wrapper's shell. */
-export const krsiCli = fileURLToPath(new URL('../../dist/cli/bin.js', import.meta.url));
+/** The bundled CLI it runs: `process.execPath krsiCli ...` skips the wrapper's shell. */
+export const krsiCli = fileURLToPath(new URL('../../dist/bundle/krsi.js', import.meta.url));
 
 export interface AgentProcess {
   child: ChildProcess;
