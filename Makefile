@@ -177,13 +177,32 @@ test-fixtures: $(TEST_FIXTURES)
 test-modules: kernels
 	./scripts/build-test-modules.sh build/test/modules
 
-test: build typecheck kernels test-fixtures test-modules
+# The VM suites run in one node process, bundled (esbuild, as tsx would
+# transpile them) from a generated entry that imports them in order: the
+# suites that share one agent (test/lib/shared-agent.ts), the one that stops
+# it, then those with agents of their own. Under emulation this saves a node
+# start per suite and an agent start per shared suite; in the guest, node
+# reads one file and needs no transpiler.
+VM_SHARED_TESTS = $(shell grep -l joinSharedAgent $(VM_TESTS))
+VM_ORDERED_TESTS = $(VM_SHARED_TESTS) test/vm/shared-agent.test.ts \
+	$(filter-out $(VM_SHARED_TESTS) test/vm/shared-agent.test.ts,$(VM_TESTS))
+VM_TEST_BUNDLE := build/test-vm/all.test.js
+# Per test: far above the slowest (~1 min under emulation), far below the VM's.
+VM_TEST_TIMEOUT_MS := 300000
+VM_SUITE = node --enable-source-maps --test --test-timeout=$(VM_TEST_TIMEOUT_MS) $(VM_TEST_BUNDLE)
+
+$(VM_TEST_BUNDLE): $(VM_TESTS) $(wildcard test/lib/*.ts) $(TS_SRCS) node_modules/.package-lock.json
+	@mkdir -p $(dir $@)
+	printf "import '$(CURDIR)/%s';\n" $(VM_ORDERED_TESTS) > $(dir $@)entry.ts
+	$(NPM_BIN)/esbuild $(dir $@)entry.ts $(ESBUILD_NODE) --outfile=$@
+
+test: build typecheck kernels test-fixtures test-modules $(VM_TEST_BUNDLE)
 	@echo "== unit tests (host)"
 	node --import tsx --test $(UNIT_TESTS)
 	@echo "== host kernel tests (tracepoint programs, the binding)"
 	node --import tsx --test $(HOST_TESTS)
 	@echo "== VM end-to-end tests on Linux $(VM_KERNELS), side by side"
-	./scripts/in-each-vm.sh "$(VM_KERNELS)" "$(VM_FLAGS)" "VM end-to-end tests" node --import tsx --test $(VM_TESTS)
+	./scripts/in-each-vm.sh "$(VM_KERNELS)" "$(VM_FLAGS)" "VM end-to-end tests" $(VM_SUITE)
 
 test-unit: build
 	node --import tsx --test $(UNIT_TESTS)
@@ -191,8 +210,8 @@ test-unit: build
 test-host: build
 	node --import tsx --test $(HOST_TESTS)
 
-test-vm: build kernels test-fixtures test-modules
-	./scripts/in-each-vm.sh "$(VM_KERNELS)" "$(VM_FLAGS)" "VM end-to-end tests" node --import tsx --test $(VM_TESTS)
+test-vm: build kernels test-fixtures test-modules $(VM_TEST_BUNDLE)
+	./scripts/in-each-vm.sh "$(VM_KERNELS)" "$(VM_FLAGS)" "VM end-to-end tests" $(VM_SUITE)
 
 # --- demo -------------------------------------------------------------------
 demo: build

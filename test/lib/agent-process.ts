@@ -30,7 +30,12 @@ export interface AgentProcess {
   stop: () => Promise<number | null>;
   /** SIGKILL (kill -9; start the agent with --no-protect): no chance to clean up. Resolves with the signal. */
   kill: () => Promise<NodeJS.Signals | null>;
+  /** The same agent, seeing only the events that come from now on (a suite's share of a shared agent). */
+  view: () => AgentView;
 }
+
+/** An agent as one suite sees it: its events start when the view was made; it cannot stop the agent. */
+export type AgentView = Omit<AgentProcess, 'stop' | 'kill' | 'view'>;
 
 export interface StartOptions {
   /** Policy files or directories. */
@@ -79,12 +84,14 @@ export async function startAgent(opts: StartOptions = {}): Promise<AgentProcess>
     }
   });
 
-  const waitFor = (pred: (e: KrsiEvent) => boolean, what: string, timeoutMs = 30_000): Promise<KrsiEvent> => {
-    const seen = events.find(pred);
+  /** The first event from index `from` on that matches. */
+  const waitFrom = (from: number, pred: (e: KrsiEvent) => boolean, what: string, timeoutMs = 30_000): Promise<KrsiEvent> => {
+    const seen = events.slice(from).find(pred);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        reject(new Error(`timed out waiting for ${what}; stderr:\n${err}\nevents:\n${events.map((e) => JSON.stringify(e)).join('\n')}`));
+        const recent = events.slice(Math.max(from, events.length - 50));
+        reject(new Error(`timed out waiting for ${what}; stderr:\n${err.slice(-8192)}\nthe last ${recent.length} events:\n${recent.map((e) => JSON.stringify(e)).join('\n')}`));
       }, timeoutMs);
       waiters.push({
         pred,
@@ -95,10 +102,11 @@ export async function startAgent(opts: StartOptions = {}): Promise<AgentProcess>
       });
       void exited.then((code) => {
         clearTimeout(timer);
-        reject(new Error(`agent exited (${code}) before ${what}; stderr:\n${err}`));
+        reject(new Error(`agent exited (${code}) before ${what}; stderr:\n${err.slice(-8192)}`));
       });
     });
   };
+  const waitFor = (pred: (e: KrsiEvent) => boolean, what: string, timeoutMs?: number): Promise<KrsiEvent> => waitFrom(0, pred, what, timeoutMs);
 
   await waitFor((e) => e.kind === 'agent' && e.state === 'ready', 'the agent to be ready', opts.readyTimeoutMs ?? 90_000);
 
@@ -134,5 +142,20 @@ export async function startAgent(opts: StartOptions = {}): Promise<AgentProcess>
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     return signalled;
   };
-  return { child, events, socket, lists, pinRoot, stderr: () => err, waitFor, krsi, stop, kill };
+  const view = (): AgentView => {
+    const from = events.length;
+    return {
+      child,
+      get events() {
+        return events.slice(from);
+      },
+      socket,
+      lists,
+      pinRoot,
+      stderr: () => err,
+      waitFor: (pred, what, timeoutMs) => waitFrom(from, pred, what, timeoutMs),
+      krsi,
+    };
+  };
+  return { child, events, socket, lists, pinRoot, stderr: () => err, waitFor, krsi, stop, kill, view };
 }

@@ -11,14 +11,14 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { connectControl, type ControlClient } from '../../src/control/client.js';
 import type { ExecEvent, KrsiEvent } from '../../src/events/schema.js';
 import { parsePolicyText } from '../../src/policy/load.js';
 import { startAgent, type AgentProcess } from '../lib/agent-process.js';
 import { inVm, requireKernel } from '../lib/kernel.js';
+import { repoPath } from '../lib/paths.js';
 
-const libload = fileURLToPath(new URL('../../build/test/libload', import.meta.url));
+const libload = repoPath('build/test/libload');
 const LIBZ = '/usr/lib/x86_64-linux-gnu/libz.so.1';
 
 const run = (cmd: string, args: string[]): SpawnSyncReturns<string> => spawnSync(cmd, args, { encoding: 'utf8', timeout: 60_000 });

@@ -16,16 +16,16 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlink
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { connectControl, type ControlClient } from '../../src/control/client.js';
 import { formatDevice, fromStatDev } from '../../src/events/devices.js';
 import type { KrsiEvent } from '../../src/events/schema.js';
 import { parsePolicyText } from '../../src/policy/load.js';
 import { startAgent, type AgentProcess } from '../lib/agent-process.js';
 import { inVm, requireKernel } from '../lib/kernel.js';
+import { repoPath } from '../lib/paths.js';
 
-const fsmount = fileURLToPath(new URL('../../build/test/fsmount', import.meta.url));
-const hideKo = fileURLToPath(new URL(`../../build/test/modules/${release()}/krsi_hide.ko`, import.meta.url));
+const fsmount = repoPath('build/test/fsmount');
+const hideKo = repoPath(`build/test/modules/${release()}/krsi_hide.ko`);
 
 type Kind = KrsiEvent['kind'];
 type EventOf<K extends Kind> = Extract<KrsiEvent, { kind: K }>;

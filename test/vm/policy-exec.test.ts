@@ -8,19 +8,21 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSy
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { connectControl, type ControlClient } from '../../src/control/client.js';
+import type { ControlClient } from '../../src/control/client.js';
 import type { ExecEvent, KrsiEvent } from '../../src/events/schema.js';
 import { PolicySchema, type PolicyInput } from '../../src/policy/schema.js';
-import { startAgent, type AgentProcess } from '../lib/agent-process.js';
+import type { AgentView } from '../lib/agent-process.js';
 import { inVm, requireKernel } from '../lib/kernel.js';
+import { joinSharedAgent, type SuiteAgent } from '../lib/shared-agent.js';
+import { repoPath } from '../lib/paths.js';
 
-const preload = fileURLToPath(new URL('../../build/test/preload.so', import.meta.url));
+const preload = repoPath('build/test/preload.so');
 const isExec = (e: KrsiEvent): e is ExecEvent => e.kind === 'exec';
 
 describe('exec policy: every selector and action, in the kernel', { skip: inVm ? false : 'runs inside `krsi vm`' }, () => {
   const dir = mkdtempSync('/tmp/krsi-pol-');
-  let agent: AgentProcess;
+  let suite: SuiteAgent;
+  let agent: AgentView;
   let control: ControlClient;
   let applied = 0;
 
@@ -52,13 +54,12 @@ describe('exec policy: every selector and action, in the kernel', { skip: inVm ?
 
   before(async () => {
     chmodSync(dir, 0o755);
-    agent = await startAgent();
-    control = await connectControl(agent.socket);
+    suite = await joinSharedAgent();
+    ({ agent, control } = suite);
   });
 
   after(async () => {
-    control?.close();
-    if (agent) assert.equal(await agent.stop(), 0, agent.stderr());
+    await suite?.leave();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -134,7 +135,7 @@ describe('exec policy: every selector and action, in the kernel', { skip: inVm ?
     const old = spawn('/bin/bash', ['-c', `read line; ${child} old-ancestor; echo status=$?`], { stdio: ['pipe', 'pipe', 'inherit'] });
     let oldOut = '';
     old.stdout.on('data', (d: Buffer) => (oldOut += d.toString()));
-    await new Promise((r) => setTimeout(r, 500));
+    await agent.waitFor((e) => isExec(e) && e.process.pid === old.pid && e.exec.argv[0] === '/bin/bash', 'the exec of the old bash');
 
     await apply([
       { name: 'not-from-dash', hook: 'exec', match: { binary: { path: [child] }, parent: { path: ['/usr/bin/dash'] } }, action: 'deny' },
@@ -240,7 +241,7 @@ describe('exec policy: every selector and action, in the kernel', { skip: inVm ?
     const limited = tool('dd/limited');
     // Allow what this VM needs; everything else is denied by the default.
     await apply(
-      [{ name: 'system', hook: 'exec', match: { binary: { prefix: ['/usr/', '/bin/', '/sbin/', '/lib/', '/work/', '/opt/', '/etc/'] } }, action: 'allow' }],
+      [{ name: 'system', hook: 'exec', match: { binary: { prefix: ['/usr/', '/bin/', '/sbin/', '/lib/', '/work/', '/opt/', '/etc/', '/var/cache/krsi/'] } }, action: 'allow' }],
       { defaults: { exec: 'deny' } },
     );
     try {
@@ -256,7 +257,7 @@ describe('exec policy: every selector and action, in the kernel', { skip: inVm ?
     await new Promise((r) => setTimeout(r, 500));
     const reported = agent.events.filter((e) => isExec(e) && e.exec.path === limited);
     assert.equal(reported.length, 2, 'two events reported, six suppressed');
-    const status = await control.status();
-    assert.ok((status.counters['bprm_check_security']?.rate_limited ?? 0) >= 6);
+    const counted = await suite.countersSince();
+    assert.ok((counted['bprm_check_security']?.rate_limited ?? 0) >= 6);
   });
 });

@@ -9,12 +9,13 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { connectControl, type ControlClient } from '../../src/control/client.js';
+import type { ControlClient } from '../../src/control/client.js';
 import { evaluatePolicies } from '../../src/policy/evaluate.js';
 import { PolicySchema, type Policy } from '../../src/policy/schema.js';
 import type { ExecEvent, KrsiEvent } from '../../src/events/schema.js';
-import { startAgent, type AgentProcess } from '../lib/agent-process.js';
+import type { AgentView } from '../lib/agent-process.js';
 import { inVm, requireKernel } from '../lib/kernel.js';
+import { joinSharedAgent, type SuiteAgent } from '../lib/shared-agent.js';
 
 const isExec = (e: KrsiEvent): e is ExecEvent => e.kind === 'exec';
 
@@ -22,7 +23,8 @@ describe('atomic policy swaps', { skip: inVm ? false : 'runs inside `krsi vm`' }
   const dir = mkdtempSync('/tmp/krsi-swap-');
   const a = join(dir, 'a');
   const b = join(dir, 'b');
-  let agent: AgentProcess;
+  let suite: SuiteAgent;
+  let agent: AgentView;
   let control: ControlClient;
 
   const policy = (name: string, denied: string, audited: string): Policy =>
@@ -45,13 +47,12 @@ describe('atomic policy swaps', { skip: inVm ? false : 'runs inside `krsi vm`' }
       copyFileSync('/usr/bin/true', p);
       chmodSync(p, 0o755);
     }
-    agent = await startAgent();
-    control = await connectControl(agent.socket);
+    suite = await joinSharedAgent();
+    ({ agent, control } = suite);
   });
 
   after(async () => {
-    control?.close();
-    if (agent) await agent.stop();
+    await suite?.leave();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -106,8 +107,7 @@ describe('atomic policy swaps', { skip: inVm ? false : 'runs inside `krsi vm`' }
     assert.ok(generationsSeen >= 4, `decisions from many generations (${generationsSeen})`);
     assert.equal(torn, 0, 'every decision is its generation’s');
     assert.equal(failedExecs, deniedEvents, 'each failed exec was a reported denial, and the reverse');
-    const status = await control.status();
-    const check = status.counters['bprm_check_security']!;
+    const check = (await suite.countersSince())['bprm_check_security']!;
     assert.equal(check.dropped, 0, 'no decision record was lost');
   });
 

@@ -6,12 +6,14 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { Agent } from '../../src/agent/agent.js';
 import type { ExecEvent, KrsiEvent, ReactionEvent } from '../../src/events/schema.js';
+import { parsePolicyText } from '../../src/policy/load.js';
 import { PolicySchema } from '../../src/policy/schema.js';
-import { policyFile, startAgent, type AgentProcess } from '../lib/agent-process.js';
+import type { AgentView } from '../lib/agent-process.js';
 import { inVm, requireKernel } from '../lib/kernel.js';
+import { joinSharedAgent, type SuiteAgent } from '../lib/shared-agent.js';
 
 const isReaction = (e: KrsiEvent): e is ReactionEvent => e.kind === 'reaction';
 const errno = (r: ReturnType<typeof spawnSync>): string | undefined => (r.error as NodeJS.ErrnoException | undefined)?.code;
@@ -26,10 +28,16 @@ describe('reactions', { skip: inVm ? false : 'runs inside `krsi vm`' }, () => {
     chmodSync(p, 0o755);
     return p;
   };
-  let agent: AgentProcess | null = null;
+  let suite: SuiteAgent;
+  let agent: AgentView;
+
+  before(async () => {
+    suite = await joinSharedAgent();
+    agent = suite.agent;
+  });
 
   after(async () => {
-    if (agent) await agent.stop();
+    await suite?.leave();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -46,7 +54,7 @@ describe('reactions', { skip: inVm ? false : 'runs inside `krsi vm`' }, () => {
     const cg = `/sys/fs/cgroup/krsi-react-${process.pid}`;
     mkdirSync(cg);
     t.after(() => rmdirSync(cg));
-    const policy = policyFile(`apiVersion: krsi.dev/v1
+    const parsed = parsePolicyText(`apiVersion: krsi.dev/v1
 kind: Policy
 metadata: { name: responder }
 spec:
@@ -67,8 +75,9 @@ spec:
     - name: terminate
       on: { rule: watch-trigger }
       do: [ { killTree: true } ]
-`);
-    agent = await startAgent({ policies: [policy] });
+`, 'reactions.test.yaml');
+    assert.deepEqual(parsed.errors, []);
+    const applied = await suite.control.applyPolicies(parsed.policies.map((p) => ({ policy: p.policy, source: 'reactions.test' })));
 
     // The first run of the dropper is the signal: it runs (audited), in the test cgroup.
     const first = spawnSync('/bin/sh', ['-c', `echo $$ > ${cg}/cgroup.procs && exec ${dropper} first-run`]);
@@ -98,8 +107,8 @@ spec:
     assert.ok(killedPids.includes(tree.pid!), 'the tree root is among the killed');
     assert.ok(killedPids.length >= 2, `its child too (${killedPids.join(',')})`);
 
-    const status = JSON.parse(agent.krsi('policy', 'show', '--json').stdout) as { generation: number };
-    assert.ok(status.generation >= 1);
+    const shown = JSON.parse(agent.krsi('policy', 'show', '--json').stdout) as { generation: number };
+    assert.equal(shown.generation, applied.generation, 'krsi policy show names the generation in force');
   });
 
   test('a TypeScript handler through the library API adds to a list', async (t) => {
@@ -114,12 +123,8 @@ spec:
         rules: [{ name: 'deny-seen', hook: 'exec', match: { binary: { list: ['seen-once'] } }, action: 'deny' }],
       },
     });
-    // One agent at a time: a running agent's self-protection refuses
-    // other processes' LSM program loads, this test's included.
-    if (agent) {
-      assert.equal(await agent.stop(), 0);
-      agent = null;
-    }
+    // The shared agent runs unprotected (--no-protect): a protected one
+    // would refuse this process's LSM program loads.
     const lib = await Agent.start({ policies: [{ policy, source: 'test' }], listsPath: null, onEvent: () => undefined });
     try {
       const added = new Promise<void>((resolve) => {

@@ -8,12 +8,12 @@ import { spawn, spawnSync, spawnSync as spawnSyncRaw, type SpawnSyncReturns } fr
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { ExecEvent, KrsiEvent } from '../../src/events/schema.js';
 import { startAgent, type AgentProcess } from '../lib/agent-process.js';
 import { atLeast, inVm } from '../lib/kernel.js';
+import { repoPath } from '../lib/paths.js';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
+const root = repoPath('');
 // The attacks' helpers run from /run: a checkout under /tmp (as CI may make)
 // must not have them refused by hardened.yaml's own no-exec-from-/tmp rule.
 let fixtureDir: string | null = null;

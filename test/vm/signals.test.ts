@@ -10,14 +10,15 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { connectControl, type ControlClient } from '../../src/control/client.js';
+import type { ControlClient } from '../../src/control/client.js';
 import type { ExecEvent, KrsiEvent } from '../../src/events/schema.js';
 import { parsePolicyText } from '../../src/policy/load.js';
-import { startAgent, type AgentProcess } from '../lib/agent-process.js';
+import type { AgentView } from '../lib/agent-process.js';
+import { joinSharedAgent, type SuiteAgent } from '../lib/shared-agent.js';
 import { atLeast, inVm, requireKernel } from '../lib/kernel.js';
+import { repoPath } from '../lib/paths.js';
 
-const fixture = (name: string): string => fileURLToPath(new URL(`../../build/test/${name}`, import.meta.url));
+const fixture = (name: string): string => repoPath(`build/test/${name}`);
 const preload = fixture('preload.so');
 const LIBZ = '/usr/lib/x86_64-linux-gnu/libz.so.1';
 const NOBODY = 65534;
@@ -36,7 +37,8 @@ const outcomes = (line: string): Record<string, number> =>
 
 describe('signals: environment, self-deletion, fileless, libraries, ptrace, bpf, setid', { skip: inVm ? false : 'runs inside `krsi vm`' }, () => {
   const dir = mkdtempSync('/tmp/krsi-signals-');
-  let agent: AgentProcess;
+  let suite: SuiteAgent;
+  let agent: AgentView;
   let control: ControlClient;
   let applied = 0;
 
@@ -67,16 +69,14 @@ describe('signals: environment, self-deletion, fileless, libraries, ptrace, bpf,
 
   before(async () => {
     chmodSync(dir, 0o755);
-    // The default names and one of the test's own: --env-record replaces the default.
-    agent = await startAgent({
-      args: ['--env-record', 'LD_PRELOAD', '--env-record', 'LD_AUDIT', '--env-record', 'LD_LIBRARY_PATH', '--env-record', 'KRSI_ASKED'],
-    });
-    control = await connectControl(agent.socket);
+    // The shared agent records the default names and one of the test's own
+    // (SHARED_ENV_RECORD: --env-record replaces the default).
+    suite = await joinSharedAgent();
+    ({ agent, control } = suite);
   });
 
   after(async () => {
-    control?.close();
-    if (agent) assert.equal(await agent.stop(), 0, agent.stderr());
+    await suite?.leave();
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -8,15 +8,15 @@ import { spawnSync } from 'node:child_process';
 import { openSync, renameSync, rmdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { native } from '../../src/bpf/native.js';
 import type { KrsiEvent, TamperEvent } from '../../src/events/schema.js';
 import { policyFile, startAgent, type AgentProcess } from '../lib/agent-process.js';
 import { inVm, requireKernel } from '../lib/kernel.js';
+import { repoPath } from '../lib/paths.js';
 
 // One LSM program that allows everything: it loads anywhere krsi does not refuse it.
-const intruderObject = fileURLToPath(new URL('../../build/bpf/testdata/lsm_intruder.bpf.o', import.meta.url));
-const ptracer = fileURLToPath(new URL('../../build/test/ptracer', import.meta.url));
+const intruderObject = repoPath('build/bpf/testdata/lsm_intruder.bpf.o');
+const ptracer = repoPath('build/test/ptracer');
 const isTamper = (e: KrsiEvent): e is TamperEvent => e.kind === 'tamper';
 
 interface Row {
