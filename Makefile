@@ -196,13 +196,11 @@ $(VM_TEST_BUNDLE): $(VM_TESTS) $(wildcard test/lib/*.ts) $(TS_SRCS) node_modules
 	printf "import '$(CURDIR)/%s';\n" $(VM_ORDERED_TESTS) > $(dir $@)entry.ts
 	$(NPM_BIN)/esbuild $(dir $@)entry.ts $(ESBUILD_NODE) --outfile=$@
 
+# Every phase runs, and one table at the end gives each one's counts and
+# minutes (scripts/run-tests.sh); logs in build/test-results.
 test: build typecheck kernels test-fixtures test-modules $(VM_TEST_BUNDLE)
-	@echo "== unit tests (host)"
-	node --import tsx --test $(UNIT_TESTS)
-	@echo "== host kernel tests (tracepoint programs, the binding)"
-	node --import tsx --test $(HOST_TESTS)
-	@echo "== VM end-to-end tests on Linux $(VM_KERNELS), side by side"
-	./scripts/in-each-vm.sh "$(VM_KERNELS)" "$(VM_FLAGS)" "VM end-to-end tests" $(VM_SUITE)
+	UNIT_TESTS="$(UNIT_TESTS)" HOST_TESTS="$(HOST_TESTS)" VM_KERNELS="$(VM_KERNELS)" VM_FLAGS="$(VM_FLAGS)" \
+		VM_SUITE="$(VM_SUITE)" ./scripts/run-tests.sh build/test-results
 
 test-unit: build
 	node --import tsx --test $(UNIT_TESTS)
