@@ -138,6 +138,8 @@ static __always_inline void content_request(struct inode *inode, struct path *pa
 	number_record(&numbered, KRSI_RING_EVENTS);
 	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
 	if (!r) {
+		/* Numbered and lost: counted like emit()'s failed writes. */
+		count_lost(KRSI_RING_EVENTS);
 		if (stats)
 			stats->dropped++;
 		return;
