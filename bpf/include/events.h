@@ -25,7 +25,7 @@
 #endif
 
 /* Bumped whenever a record's layout changes incompatibly. */
-#define KRSI_ABI_VERSION 2
+#define KRSI_ABI_VERSION 3
 
 #define KRSI_COMM_LEN 16
 /* bpf_d_path() writes at most PATH_MAX bytes, the trailing NUL included. */
@@ -387,6 +387,18 @@ struct krsi_event_header {
 	__u64 seq;		/* per ring and CPU, every record programs tried to write, lost ones included: gaps show */
 	__u32 cpu;
 	__u32 ring;		/* KRSI_RING_* */
+};
+
+/*
+ * The value of the ring_read map, per ring and CPU: written by the agent
+ * only, after every batch it delivered and every loss it marked, so that a
+ * successor adopting the pinned state neither marks a loss twice nor misses
+ * one.  Counts are since the maps were created (the kernel's ring_lost too).
+ */
+struct krsi_ring_read {
+	__u64 seq;		/* the last sequence number the agent consumed */
+	__u64 jump_lost;	/* records numbered before seq that never arrived (jumps) */
+	__u64 marked;		/* records the agent's gap events stood for */
 };
 
 /* The task an event is about, read in the context of the hook. */

@@ -55,14 +55,15 @@ struct {
 	__type(value, __u64);
 } ring_lost SEC(".maps") __weak;
 
-/* Only the agent writes this one: the last sequence number it consumed, per
- * ring and CPU.  It is pinned with the rest, so that an agent adopting the
- * state counts what was written, and lost, while no agent ran. */
+/* Only the agent writes this one: how far it consumed each ring on each CPU
+ * and what it marked lost (struct krsi_ring_read).  It is pinned with the
+ * rest, so that an agent adopting the state counts what was written, and
+ * lost, while no agent ran, and marks no loss twice. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, KRSI_RING_COUNT);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct krsi_ring_read);
 } ring_read SEC(".maps") __weak;
 
 static __always_inline struct krsi_hook_stats *hook_stats(__u32 hook)

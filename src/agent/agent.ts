@@ -40,10 +40,10 @@ import { seedClasses } from './seed-classes.js';
 import { ProcSnapshot, type ProcEntry } from './proc-snapshot.js';
 import { DEFAULT_PIN_ROOT, PinLayout, openPinnedLinks, pinMaps, retireLinks, reusePinnedMaps, unpinAll } from './pins.js';
 import { readState, writeState, type AgentState } from './state.js';
-import { Accounting, DEFAULT_EVENTS_PER_SECOND, Pacer, gapEvent } from './accounting.js';
+import { ALL_RINGS, Accounting, DEFAULT_EVENTS_PER_SECOND, Pacer, gapEvent } from './accounting.js';
 import type { Confinement } from '../system/landlock.js';
 import { freezeBpfOnlyMaps, registerSelfIds, selfPrograms, writeSelfState } from './self-protection.js';
-import { KRSI_EVENT_MODULE_STATE } from '../abi/generated.js';
+import { KRSI_EVENT_MODULE_STATE, KRSI_RING_DECISIONS } from '../abi/generated.js';
 import { decodeModuleStateRecord } from '../events/module.js';
 import { lockPointState, reachLockPoint, type LockPointState } from './lock-point.js';
 import { ModuleWatch } from './module-watch.js';
@@ -148,8 +148,7 @@ export class Agent implements AgentControl {
   private pacer: Pacer | null = null;
   /** Modules loaded and not freed, compared with /proc/modules and /sys/module: hidden modules. */
   private modules: ModuleWatch | null = null;
-  private readonly accounting = new Accounting();
-  private readonly cpus = native.numPossibleCpus();
+  private readonly accounting: Accounting;
   private procSnapshotReader: ProcSnapshot | null = null;
 
   /** The running processes and their executables, as the kernel sees them. */
@@ -176,6 +175,10 @@ export class Agent implements AgentControl {
     const listsPath = opts.listsPath === undefined ? DEFAULT_LISTS_PATH : opts.listsPath;
     this.statePath = opts.statePath ?? (listsPath === null ? null : join(dirname(listsPath), 'state.json'));
     this.policyMaps = new PolicyMaps(object);
+    this.accounting = new Accounting(
+      { seq: object.map('ring_seq'), lost: object.map('ring_lost'), read: object.map('ring_read') },
+      native.numPossibleCpus(),
+    );
     this.kernelLists = new KernelLists(object);
     this.decodeContext = { clock: this.clock, names: this.generations };
     this.reactions = new ReactionEngine({
@@ -268,13 +271,19 @@ export class Agent implements AgentControl {
       log.info({ envRecord, digests: agent.ima ? 'ima' : 'agent' }, 'exec environment and content digests');
       agent.kernelLists.syncAll(store);
       // Records the kernel wrote while no agent ran are consumed first.
-      agent.accounting.baseline(object.map('ring_seq'), object.map('ring_read'), { rings: agent.adopted, ringRead: reuse.reused.includes('ring_read') });
+      agent.accounting.baseline({ rings: agent.adopted, ringRead: reuse.reused.includes('ring_read') });
       agent.decisionsRing = new native.RingBuffer([object.map('decisions')], {}, (batch, count) => agent.onBatch(batch, count));
       agent.eventsRing = new native.RingBuffer([object.map('events')], {}, (batch, count) => {
         agent.onBatch(batch, count);
         agent.pacer?.spend(count);
       });
-      agent.pacer = new Pacer(agent.eventsRing, opts.eventsPerSecond ?? DEFAULT_EVENTS_PER_SECOND);
+      // Every window, losses at the tail of a sequence are marked: of the
+      // decisions ring once it is drained, of the events ring unless the
+      // pacer held records back in it.
+      agent.pacer = new Pacer(agent.eventsRing, opts.eventsPerSecond ?? DEFAULT_EVENTS_PER_SECOND, (paused) => {
+        agent.decisionsRing?.consume();
+        agent.markTailLosses(paused ? [KRSI_RING_DECISIONS] : ALL_RINGS);
+      });
       const old = openPinnedLinks(layout);
       // Bookkeeping programs first (classes at exec, lineage at fork), so
       // that the classes seeded from /proc are kept up to date from then on;
@@ -388,8 +397,25 @@ export class Agent implements AgentControl {
       generation: Number(this.generation),
       counters: this.counters(),
       received: this.receivedCount,
-      accounting: this.accounting.report(this.object.map('ring_seq')),
+      accounting: this.account(),
     };
+  }
+
+  /**
+   * Puts in the stream a gap for every loss no later record showed yet, and
+   * records for a successor that they are marked (ring_read).
+   */
+  private markTailLosses(rings: readonly number[] = ALL_RINGS): void {
+    if (this.stopped) return;
+    const gaps = this.accounting.tail(rings);
+    for (const gap of gaps) this.deliver(gapEvent(gap));
+    if (gaps.length > 0) this.accounting.checkpoint();
+  }
+
+  /** The accounting, every loss marked first: missing == dropped unless a record is lost meanwhile. */
+  private account(): AgentStatus['accounting'] {
+    this.markTailLosses();
+    return this.accounting.report();
   }
 
   // --- policy ---------------------------------------------------------------
@@ -532,7 +558,7 @@ export class Agent implements AgentControl {
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       received: this.receivedCount,
       counters: this.counters(),
-      accounting: this.accounting.report(this.object.map('ring_seq')),
+      accounting: this.account(),
       locked: this.locked,
       lockPoint: this.lockPoint(),
       tamper: this.tamperCounters(),
@@ -648,7 +674,7 @@ export class Agent implements AgentControl {
       this.reactions.onEvent(event, kernelNs).catch((err: Error) => log.warn({ err: err.message }, 'a reaction failed'));
     }
     // After the batch went out: a successor counts from here (ring_read).
-    this.accounting.checkpoint(this.object.map('ring_read'), this.cpus);
+    this.accounting.checkpoint();
   }
 
   private release(): void {

@@ -54,10 +54,13 @@ export interface AgentStatus {
   counters: Record<string, { seen: number; denied: number; emitted: number; dropped: number; rate_limited: number }>;
   /**
    * Per ring since this agent started: records the kernel tried to write
-   * (attempted), read by the agent (received), lost or still waiting
-   * (dropped = attempted - received), and gap markers put in the stream.
+   * (attempted), read by the agent (received), lost (dropped: the kernel's
+   * count, exact), still in the ring or being written (pending = attempted -
+   * received - dropped), and gap markers put in the stream (gaps) for
+   * `missing` records: every loss is marked before the status is taken, so
+   * missing == dropped unless a record was lost meanwhile.
    */
-  accounting: Record<'decisions' | 'events', { attempted: number; received: number; dropped: number; gaps: number; missing: number }>;
+  accounting: Record<'decisions' | 'events', { attempted: number; received: number; dropped: number; pending: number; gaps: number; missing: number }>;
   /** Whether `krsi lock` made the policy immutable until reboot. */
   locked: boolean;
   /** Whether the lock point was reached (`krsi lock-point`): afterLockPoint rules are in force. */

@@ -23,7 +23,7 @@ export const selfPrograms = [
 ] as const;
 
 /** Maps written only by BPF programs: frozen, so no process can write them. */
-const BPF_ONLY_MAPS = ['counters', 'rate_state', 'self_counters', 'ring_seq'];
+const BPF_ONLY_MAPS = ['counters', 'rate_state', 'self_counters', 'ring_seq', 'ring_lost'];
 const isBpfOnly = (name: string): boolean => BPF_ONLY_MAPS.includes(name) || name.endsWith('_scratch');
 
 const bytes = (v: DataView): Buffer => Buffer.from(v.buffer, v.byteOffset, v.byteLength);

@@ -78,6 +78,7 @@ export interface PipelineFigures {
   attempted: number;
   received: number;
   dropped: number;
+  pending: number;
   gaps: number;
   missing: number;
   rateLimited: number;
@@ -352,7 +353,7 @@ export async function runSession(opts: SessionOptions): Promise<SessionData> {
           const drainSeconds = (performance.now() - t0) / 1000;
           const after = await agent.status();
           const u1 = procUsage(agent.pid);
-          const acc = (k: 'attempted' | 'received' | 'dropped' | 'gaps' | 'missing'): number =>
+          const acc = (k: 'attempted' | 'received' | 'dropped' | 'pending' | 'gaps' | 'missing'): number =>
             after.accounting.events[k] + after.accounting.decisions[k] - before.accounting.events[k] - before.accounting.decisions[k];
           const rl = (st: typeof before): number => Object.values(st.counters).reduce((a, c) => a + c.rate_limited, 0);
           const linesReceived = agent.lines.total - lines0;
@@ -365,6 +366,7 @@ export async function runSession(opts: SessionOptions): Promise<SessionData> {
             attempted: acc('attempted'),
             received: acc('received'),
             dropped: acc('dropped'),
+            pending: acc('pending'),
             gaps: acc('gaps'),
             missing: acc('missing'),
             rateLimited: rl(after) - rl(before),

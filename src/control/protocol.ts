@@ -256,6 +256,7 @@ const RingAccountSchema = z.object({
   attempted: z.number().int(),
   received: z.number().int(),
   dropped: z.number().int(),
+  pending: z.number().int(),
   gaps: z.number().int(),
   missing: z.number().int(),
 });

@@ -392,9 +392,10 @@ export const RingAccountSchema = z
   .object({
     attempted: z.number().int().min(0).describe('records the programs tried to write, since the agent started'),
     received: z.number().int().min(0),
-    dropped: z.number().int().min(0).describe('attempted - received: exact once the rings are drained (at stop)'),
-    gaps: z.number().int().min(0),
-    missing: z.number().int().min(0).describe('records the gap markers stand for'),
+    dropped: z.number().int().min(0).describe("records the ring had no room for: the kernel's count, exact at every moment"),
+    pending: z.number().int().min(0).describe('attempted - received - dropped: still in the ring or being written (0 at stop)'),
+    gaps: z.number().int().min(0).describe('gap events this agent put in the stream'),
+    missing: z.number().int().min(0).describe('lost records the gap events stand for: every loss is marked before a report, so missing == dropped'),
   })
   .strict();
 
@@ -456,7 +457,9 @@ export const GapEventSchema = z
     time: z.string(),
     ring: z.enum(['decisions', 'events']),
     cpu: u32,
-    first_seq: u64String.describe('the first record sequence number that never arrived'),
+    first_seq: u64String.describe(
+      'the first of the lost sequence numbers: at a jump, the missing numbers just before the next record of the CPU; a loss no later record showed yet (the tail) is marked with the number after the last record received (and those marked there already), a lower bound',
+    ),
     missing: z.number().int().min(1).describe('records lost here (the ring was full): counted, never silent'),
   })
   .strict();

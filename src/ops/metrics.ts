@@ -30,7 +30,12 @@ export class AgentMetrics {
       labelNames: ['kind', 'decision'],
       registers,
     });
-    this.gaps = new Counter({ name: 'krsi_gap_records_total', help: 'Records lost in a full ring, as gap events reported them', labelNames: ['ring'], registers });
+    this.gaps = new Counter({
+      name: 'krsi_gap_records_total',
+      help: 'Records lost in a full ring, as gap events reported them (every loss is marked: equal to the dropped records once quiet)',
+      labelNames: ['ring'],
+      registers,
+    });
     this.latency = new Histogram({
       name: 'krsi_reaction_latency_seconds',
       help: "From the kernel's timestamp of a triggering event to its reaction's mitigations in force",
@@ -46,13 +51,13 @@ export class AgentMetrics {
     };
     new Gauge({
       name: 'krsi_ring_records',
-      help: 'Per ring since the agent started: records the kernel tried to write (attempted), the agent read (received), lost or waiting (dropped)',
+      help: 'Per ring since the agent started: records the kernel tried to write (attempted), the agent read (received), the ring had no room for (dropped), still in the ring or being written (pending)',
       labelNames: ['ring', 'state'],
       registers,
       collect() {
         const a = status().accounting;
         for (const ring of ['decisions', 'events'] as const) {
-          for (const state of ['attempted', 'received', 'dropped'] as const) this.set({ ring, state }, a[ring][state]);
+          for (const state of ['attempted', 'received', 'dropped', 'pending'] as const) this.set({ ring, state }, a[ring][state]);
         }
       },
     });
@@ -63,7 +68,7 @@ export class AgentMetrics {
       registers,
       collect() {
         const a = status().accounting;
-        for (const ring of ['decisions', 'events'] as const) this.set({ ring }, a[ring].attempted > 0 ? a[ring].dropped / a[ring].attempted : 0);
+        for (const ring of ['decisions', 'events'] as const) this.set({ ring }, a[ring].attempted > 0 ? (a[ring].dropped + a[ring].pending) / a[ring].attempted : 0);
       },
     });
     new Gauge({

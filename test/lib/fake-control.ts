@@ -51,8 +51,8 @@ export class FakeControl implements AgentControl {
       received: 42,
       counters: { exec: { seen: 10, denied: 1, emitted: 3, dropped: 0, rate_limited: 0 } },
       accounting: {
-        decisions: { attempted: 1, received: 1, dropped: 0, gaps: 0, missing: 0 },
-        events: { attempted: 45, received: 41, dropped: 4, gaps: 1, missing: 4 },
+        decisions: { attempted: 1, received: 1, dropped: 0, pending: 0, gaps: 0, missing: 0 },
+        events: { attempted: 46, received: 41, dropped: 4, pending: 1, gaps: 1, missing: 4 },
       },
       locked: false,
       lockPoint: this.lockPointSince === null ? { reached: false, since: null } : { reached: true, since: this.lockPointSince },

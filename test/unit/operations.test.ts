@@ -215,6 +215,7 @@ describe('metrics', () => {
       assert.match(text, /^krsi_events_total\{kind="exec"\} 3$/m);
       assert.match(text, /^krsi_gap_records_total\{ring="events"\} 7$/m);
       assert.match(text, /^krsi_ring_records\{ring="events",state="dropped"\} 4$/m);
+      assert.match(text, /^krsi_ring_records\{ring="events",state="pending"\} 1$/m);
       assert.match(text, /^krsi_hook_records\{hook="exec",counter="denied"\} 1$/m);
       assert.match(text, /^krsi_policy_generation 0$/m);
       assert.match(text, /^krsi_reaction_latency_seconds_bucket\{le="0.0005"\} 1$/m);

@@ -15,7 +15,7 @@ export function renderStatus(s: AgentStatus): string {
     `reactions: ${s.reactions.count}${s.reactions.p50Us === null ? '' : `, latency p50 ${s.reactions.p50Us.toFixed(0)} µs, p99 ${s.reactions.p99Us?.toFixed(0)} µs`}`,
     ...(['decisions', 'events'] as const).map((ring) => {
       const a = s.accounting[ring];
-      return `${ring} ring: attempted ${a.attempted} = received ${a.received} + dropped ${a.dropped} (${a.gaps} gaps marked, ${a.missing} records)`;
+      return `${ring} ring: attempted ${a.attempted} = received ${a.received} + dropped ${a.dropped} + pending ${a.pending} (${a.gaps} gaps marked, ${a.missing} records)`;
     }),
     `locked: ${s.locked ? 'yes, until reboot' : 'no'}; landlock: ${s.landlock ? `ABI ${s.landlock.abi}${s.landlock.verified ? ', verified' : ''}` : 'off'}`,
     `tamper attempts denied: ${Object.entries(s.tamper).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`,
