@@ -9,7 +9,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import type { AgentStatus } from '../../src/agent/control-api.js';
 import { native } from '../../src/bpf/native.js';
+import { connectControl } from '../../src/control/client.js';
 import { formatDevice, fromStatDev } from '../../src/events/devices.js';
 import type { AgentEvent, ExecEvent, FileOpenEvent, GapEvent, KrsiEvent } from '../../src/events/schema.js';
 import { policyFile, startAgent, type AgentProcess } from '../lib/agent-process.js';
@@ -27,6 +29,34 @@ function shellOn(cpu: number, script: string): Promise<string[]> {
   return new Promise((resolve) => child.once('close', () => resolve(out.split('\n').filter(Boolean))));
 }
 
+
+/** Records the gap events in the stream stand for, on one ring. */
+const gapMarked = (agent: AgentProcess, ring: 'decisions' | 'events'): number =>
+  agent.events.filter((e): e is GapEvent => isGap(e) && e.ring === ring).reduce((n, g) => n + g.missing, 0);
+
+/**
+ * Asks the running agent for its status over the control socket until the
+ * ring is quiet: nothing pending, and the gap events that reached the stream
+ * stand for what the status says is marked. No later record is needed for
+ * that: the agent marks losses at the tail itself, before every status.
+ */
+async function quietStatus(agent: AgentProcess, ring: 'decisions' | 'events', deadlineMs = 120_000): Promise<AgentStatus> {
+  const control = await connectControl(agent.socket);
+  try {
+    const deadline = Date.now() + deadlineMs;
+    for (;;) {
+      const status = await control.status();
+      const a = status.accounting[ring];
+      if (a.pending === 0 && gapMarked(agent, ring) === a.missing) return status;
+      if (Date.now() > deadline) {
+        assert.fail(`the ${ring} ring was not quiet within ${deadlineMs / 1000} s: ${JSON.stringify(a)}, gap-marked in the stream ${gapMarked(agent, ring)}`);
+      }
+      await sleep(100); // the poll's period, not a wait for anything in particular
+    }
+  } finally {
+    control.close();
+  }
+}
 
 /**
  * Stops the agent and returns its final figures: it detaches, drains both
@@ -91,19 +121,32 @@ spec:
     assert.equal(codes.length, perCpu * cpus);
     assert.deepEqual([...new Set(codes)], ['126'], 'every exec was refused while nobody read the ring');
 
-    // One more denial per CPU, read at once: it reveals a loss at the tail.
-    for (let cpu = 0; cpu < cpus; cpu++) assert.deepEqual(await shellOn(cpu, `${target} 2>/dev/null; echo $?`), ['126']);
+    const attempts = perCpu * cpus;
+    const denials = () => agent.events.filter((e) => isExec(e) && e.decision === 'denied' && e.exec.path === target).length;
+    const gaps = () => agent.events.filter((e): e is GapEvent => isGap(e) && e.ring === 'decisions').length;
+
+    // While the agent runs, once it has read what the ring held: every loss
+    // is marked, the last of each CPU's included, with no later denial.
+    const live = (await quietStatus(agent, 'decisions')).accounting.decisions;
+    t.diagnostic(`decisions ring, running agent: ${JSON.stringify(live)}; ${gaps()} gap markers for ${gapMarked(agent, 'decisions')} records`);
+    assert.equal(live.attempted, attempts, 'the kernel numbered every denial');
+    assert.equal(live.received, denials(), 'received counts what reached the stream');
+    assert.equal(live.attempted, live.received + live.dropped);
+    assert.ok(live.dropped > 0, 'the ring really was full');
+    assert.equal(live.missing, live.dropped, 'every lost record is marked');
+    assert.equal(gapMarked(agent, 'decisions'), live.dropped, 'the gap markers stand for exactly the lost records');
+
     const s = await finalFigures(agent);
     const a = s.accounting!.decisions;
-    const attempts = perCpu * cpus + cpus;
-    const denials = agent.events.filter((e) => isExec(e) && e.decision === 'denied' && e.exec.path === target).length;
-    const gaps = agent.events.filter((e): e is GapEvent => isGap(e) && e.ring === 'decisions');
-    const missing = gaps.reduce((n, g) => n + g.missing, 0);
-    t.diagnostic(`decisions ring: attempted ${a.attempted}, received ${a.received}, dropped ${a.dropped}, ${gaps.length} gap markers for ${missing} records`);
+    const missing = gapMarked(agent, 'decisions');
+    t.diagnostic(`decisions ring, stopped: attempted ${a.attempted}, received ${a.received}, dropped ${a.dropped}, pending ${a.pending}, ${gaps()} gap markers for ${missing} records (missing ${a.missing})`);
     assert.equal(a.attempted, attempts, 'the kernel numbered every denial');
-    assert.equal(a.received, denials, 'received counts what reached the stream');
+    assert.equal(a.received, denials(), 'received counts what reached the stream');
     assert.equal(a.attempted, a.received + a.dropped);
+    assert.equal(a.pending, 0);
     assert.ok(a.dropped > 0, 'the ring really was full');
+    assert.deepEqual({ dropped: a.dropped, missing: a.missing }, { dropped: live.dropped, missing: live.missing }, 'nothing was lost, or marked, after the quiet moment');
+    assert.equal(a.missing, a.dropped, 'every lost record is marked');
     assert.equal(missing, a.dropped, 'the gap markers stand for exactly the lost records');
     assert.equal(s.counters['bprm_check_security']?.dropped, a.dropped, 'the hook counted its failed reservations');
     assert.ok((s.counters['bprm_check_security']?.denied ?? 0) >= attempts);
@@ -140,20 +183,27 @@ spec:
     assert.equal(results.length, (perCpu / 10) * cpus);
     assert.deepEqual([...new Set(results)], ['refused'], 'every open of the denied file was refused during the storm');
 
-    // One more audited open per CPU, once the storm is over: a loss at the
-    // tail of a CPU's sequence shows as a gap before it.
-    await sleep(2000);
-    for (let cpu = 0; cpu < cpus; cpu++) await shellOn(cpu, `true < ${noise}`);
-    await sleep(1000);
+    // Once the agent has read what the ring held: every loss is marked, the
+    // last of each CPU's included, with no later record needed.
+    const quiet = (await quietStatus(agent, 'events')).accounting;
+    const live = quiet.events;
+    t.diagnostic(`events ring, running agent: ${JSON.stringify(live)}; gap-marked ${gapMarked(agent, 'events')}; decisions ${JSON.stringify(quiet.decisions)}`);
+    assert.ok(live.dropped > 0, 'the events ring really overflowed');
+    assert.ok(live.attempted >= perCpu * cpus, 'every audited open was numbered');
+    assert.equal(live.attempted, live.received + live.dropped);
+    assert.equal(live.missing, live.dropped, 'every lost record is marked');
+    assert.equal(gapMarked(agent, 'events'), live.dropped, 'the gap markers stand for exactly the lost records');
+    assert.equal(quiet.decisions.dropped, 0, 'no decision was lost to the telemetry flood');
+
     const s = await finalFigures(agent);
     const seconds = (Date.now() - started) / 1000;
     const ev = s.accounting!.events;
     const dec = s.accounting!.decisions;
     const audits = agent.events.filter((e) => e.kind === 'file_open' && e.file.path === noise).length;
     const refusals = agent.events.filter((e) => e.kind === 'file_open' && e.decision === 'denied' && e.file.path === secret).length;
-    const missing = agent.events.filter((e): e is GapEvent => isGap(e) && e.ring === 'events').reduce((n, g) => n + g.missing, 0);
+    const missing = gapMarked(agent, 'events');
     t.diagnostic(
-      `${perCpu * cpus} audited opens in ${stormSeconds.toFixed(1)} s: events attempted ${ev.attempted}, received ${ev.received}, dropped ${ev.dropped}, gap-marked ${missing}; ` +
+      `${perCpu * cpus} audited opens in ${stormSeconds.toFixed(1)} s, stopped: events attempted ${ev.attempted}, received ${ev.received}, dropped ${ev.dropped}, pending ${ev.pending}, gap-marked ${missing} (missing ${ev.missing}); ` +
         `decisions attempted ${dec.attempted}, received ${dec.received}, dropped ${dec.dropped}; agent CPU during the storm ${ticks} ticks`,
     );
     assert.equal(dec.dropped, 0, 'no decision was lost to the telemetry flood');
@@ -161,7 +211,10 @@ spec:
     assert.ok(ev.dropped > 0, 'the events ring really overflowed');
     assert.ok(ev.attempted >= perCpu * cpus, 'every audited open was numbered');
     assert.equal(ev.attempted, ev.received + ev.dropped);
+    assert.equal(ev.pending, 0);
     assert.ok(audits > 0 && audits <= ev.received, 'received counts the records read, the audits among them');
+    assert.deepEqual({ dropped: ev.dropped, missing: ev.missing }, { dropped: live.dropped, missing: live.missing }, 'nothing was lost, or marked, after the quiet moment');
+    assert.equal(ev.missing, ev.dropped, 'every lost record is marked');
     assert.equal(missing, ev.dropped, 'the gap markers stand for exactly the lost records');
     // The pacer: at most perSecond records a second (in tenths of a
     // second), plus what one ring holds when the agent drains it at stop.
