@@ -176,11 +176,13 @@ export class Accounting {
     const jump = seq - s.seq - 1n;
     s.seq = seq;
     if (jump === 0n) return null;
-    s.jumpLost += jump;
-    // No more than the kernel counted lost (a record written out of order
-    // may still come), and none that a gap at the tail marked already.
+    // No more than the kernel counted lost: a record written out of order
+    // may still come, and the records a killed predecessor took from the
+    // ring were not lost by the kernel. Then none that a gap at the tail
+    // marked already.
     const lost = (this.lostInBatch[ring] ??= perCpu(this.maps.lost.lookup(u32(ring))))[cpu] ?? 0n;
-    const mark = min(s.jumpLost, lost) - s.marked;
+    s.jumpLost = min(s.jumpLost + jump, lost);
+    const mark = s.jumpLost - s.marked;
     if (mark <= 0n) return null;
     s.marked += mark;
     this.gaps[ring]!++;
