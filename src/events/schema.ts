@@ -393,7 +393,7 @@ export const RingAccountSchema = z
     attempted: z.number().int().min(0).describe('records the programs tried to write, since the agent started'),
     received: z.number().int().min(0),
     dropped: z.number().int().min(0).describe("records the ring had no room for: the kernel's count, exact at every moment"),
-    pending: z.number().int().min(0).describe('attempted - received - dropped: still in the ring or being written (0 at stop)'),
+    pending: z.number().int().min(0).describe('attempted - received - dropped: still in the ring or being written; 0 at stop, unless a killed predecessor took records from the ring that it never recorded as read'),
     gaps: z.number().int().min(0).describe('gap events this agent put in the stream'),
     missing: z.number().int().min(0).describe('lost records the gap events stand for: every loss is marked before a report, so missing == dropped'),
   })
