@@ -108,6 +108,21 @@ export interface AgentOptions {
 
 export const DEFAULT_LISTS_PATH = '/var/lib/krsi/lists.json';
 
+/**
+ * Milliseconds spent in each phase of the start, for the log: on a slow or
+ * emulated machine, load (the kernel verifying every program) dominates.
+ */
+class StartupPhases {
+  readonly ms: Record<string, number> = {};
+  private last = performance.now();
+
+  mark(phase: string): void {
+    const now = performance.now();
+    this.ms[phase] = Math.round((this.ms[phase] ?? 0) + now - this.last);
+    this.last = now;
+  }
+}
+
 /** What `krsi lock` freezes: every map a new generation would be written into. */
 const LOCKED_MAPS = ['policy_active', 'policy_needs', 'policy_hooks', 'policy_strings', 'policy_prefixes', 'policy_values', 'policy_nets', 'policy_dfa'];
 
@@ -236,14 +251,16 @@ export class Agent implements AgentControl {
     const layout = new PinLayout(opts.pinRoot ?? DEFAULT_PIN_ROOT);
     layout.prepare();
 
+    const phases = new StartupPhases();
     const object = native.BpfObject.openFile(opts.objectPath ?? bpfObjects.agent);
     const agent = new Agent(object, store, opts, layout);
+    phases.mark('open');
     try {
       object.setGlobal('cfg_emit_allowed', u32(opts.emitAllowed === false ? 0 : 1));
       object.setGlobal('cfg_args_max', u32(argsMax));
       const envRecord = checkEnvRecordNames(opts.envRecord ?? DEFAULT_ENV_RECORD);
       object.setGlobal('cfg_env_record', u32(envRecord.length > 0 ? 1 : 0));
-      agent.ima = opts.ima ?? (await kernelHasImaFileHash());
+      agent.ima = opts.ima ?? kernelHasImaFileHash();
       object.setGlobal('cfg_ima', u32(agent.ima ? 1 : 0));
       if (opts.eventsRingBytes !== undefined) object.map('events').setMaxEntries(opts.eventsRingBytes);
       if (opts.decisionsRingBytes !== undefined) object.map('decisions').setMaxEntries(opts.decisionsRingBytes);
@@ -256,7 +273,9 @@ export class Agent implements AgentControl {
       if (reuse.incompatible.length > 0) {
         log.warn({ maps: reuse.incompatible }, 'the pinned state is of another version of krsi: replacing it (it enforces until then)');
       }
+      phases.mark('prepare');
       object.load();
+      phases.mark('load');
       pinMaps(object, layout, reuse.reused);
       freezeBpfOnlyMaps(object);
       writeSelfState(object, layout, opts.protect !== false);
@@ -284,6 +303,7 @@ export class Agent implements AgentControl {
         agent.decisionsRing?.consume();
         agent.markTailLosses(paused ? [KRSI_RING_DECISIONS] : ALL_RINGS);
       });
+      phases.mark('state');
       const old = openPinnedLinks(layout);
       // Bookkeeping programs first (classes at exec, lineage at fork), so
       // that the classes seeded from /proc are kept up to date from then on;
@@ -297,7 +317,9 @@ export class Agent implements AgentControl {
       // Policies given now replace what was in force; without any, an
       // adopted generation stays, and a replaced one is rebuilt from the record.
       const wanted = opts.policies ?? (agent.adopted ? undefined : (prior?.policies ?? []));
+      phases.mark('attach');
       if (wanted !== undefined) await agent.install(wanted);
+      phases.mark('install');
       for (const name of order.enforcing) agent.attach(name);
       // Self-protection last: from here on no other process touches any of it.
       for (const name of selfPrograms) agent.attach(name);
@@ -306,6 +328,8 @@ export class Agent implements AgentControl {
       registerSelfIds(object, agent.links.map((l) => l.link));
       agent.expiryTimer = setInterval(() => agent.expireEntries(), 1000);
       agent.expiryTimer.unref();
+      phases.mark('attach');
+      log.info({ ms: phases.ms }, 'agent started');
     } catch (err) {
       agent.release();
       throw err;

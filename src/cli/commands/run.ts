@@ -251,7 +251,10 @@ async function run(opts: RunOptions): Promise<number> {
   const confinement = opts.landlock ? verifyConfinement(writableDirs(opts)) : null;
   agent.setConfinement(confinement);
   write(agent.lifecycleEvent('ready'));
-  log.info({ programs: agent.programs, generation: agent.status().generation, policies: sources.map((s) => s.source) }, 'running');
+  log.info(
+    { programs: agent.programs, generation: agent.status().generation, policies: sources.map((s) => s.source), sinceProcessStartMs: Math.round(process.uptime() * 1000) },
+    'running',
+  );
 
   const onHup = (): void => {
     if (opts.policy.length === 0) {
@@ -274,9 +277,12 @@ async function run(opts: RunOptions): Promise<number> {
   process.off('SIGHUP', onHup);
   // Detach first: a `krsi stop` client is told "stopped" when the socket
   // closes, and by then nothing is attached any more.
+  const stopping = performance.now();
   const final = agent.shutdown();
+  const detachedMs = Math.round(performance.now() - stopping);
   await server?.close();
   if (final && process.stdout.writable) write(final);
   await ops.close();
+  log.info({ detachedMs, ms: Math.round(performance.now() - stopping) }, 'stopped');
   return ExitCode.ok;
 }
