@@ -14,7 +14,9 @@ import { native } from '../../src/bpf/native.js';
 import { connectControl } from '../../src/control/client.js';
 import { formatDevice, fromStatDev } from '../../src/events/devices.js';
 import type { AgentEvent, ExecEvent, FileOpenEvent, GapEvent, KrsiEvent } from '../../src/events/schema.js';
+import { parsePolicyText } from '../../src/policy/load.js';
 import { policyFile, startAgent, type AgentProcess } from '../lib/agent-process.js';
+import { joinSharedAgent } from '../lib/shared-agent.js';
 import { inVm, requireKernel } from '../lib/kernel.js';
 
 const isExec = (e: KrsiEvent): e is ExecEvent => e.kind === 'exec';
@@ -238,23 +240,32 @@ spec:
     const capacity = 4096;
     const agent = await startAgent({ policies: [policy], args: ['--no-protect', '--list-capacity', String(capacity)] });
     agents.push(agent);
-    assert.equal(agent.krsi('list', 'add', 'banned', target).status, 0);
-    assert.equal((spawnSync(target).error as NodeJS.ErrnoException | undefined)?.code, 'EPERM');
-    // Fill the values map (shared by both lists) to the last slot.
-    const fill = Array.from({ length: capacity - 1 }, (_, i) => String(100_000 + i));
-    const filled = agent.krsi('list', 'add', 'watched-uids', ...fill);
-    assert.equal(filled.status, 0, filled.stderr);
-    const over = agent.krsi('list', 'add', 'watched-uids', '1', '2', '3');
-    t.diagnostic(over.stderr.trim());
-    assert.notEqual(over.status, 0);
-    assert.match(over.stderr, /list watched-uids is full.*nothing was added/s);
-    const shown = agent.krsi('list', 'show', 'watched-uids');
-    assert.match(shown.stdout, new RegExp(`${capacity - 1} entries`));
-    assert.doesNotMatch(shown.stdout, /^ {2}1$/m);
-    assert.equal((spawnSync(target).error as NodeJS.ErrnoException | undefined)?.code, 'EPERM', 'the deny is still in force');
-    // Room again after a removal: the list works on.
-    assert.equal(agent.krsi('list', 'remove', 'watched-uids', '100000').status, 0);
-    assert.equal(agent.krsi('list', 'add', 'watched-uids', '1').status, 0);
+    // The control client the CLI uses, in this process: the subject is the
+    // kernel's full map and the error, not the command line around it.
+    const control = await connectControl(agent.socket);
+    try {
+      await control.listAdd('banned', [target]);
+      assert.equal((spawnSync(target).error as NodeJS.ErrnoException | undefined)?.code, 'EPERM');
+      // Fill the values map (shared by both lists) to the last slot.
+      const fill = Array.from({ length: capacity - 1 }, (_, i) => String(100_000 + i));
+      await control.listAdd('watched-uids', fill);
+      const over = await control.listAdd('watched-uids', ['1', '2', '3']).then(
+        () => null,
+        (err: Error) => err,
+      );
+      t.diagnostic(over?.message ?? 'no error');
+      assert.ok(over, 'adding to a full list fails');
+      assert.match(over.message, /list watched-uids is full.*nothing was added/s);
+      const shown = (await control.lists()).find((l) => l.name === 'watched-uids');
+      assert.equal(shown?.entries.length, capacity - 1);
+      assert.ok(!shown.entries.some((e) => e.entry === '1'), 'nothing of the refused batch was added');
+      assert.equal((spawnSync(target).error as NodeJS.ErrnoException | undefined)?.code, 'EPERM', 'the deny is still in force');
+      // Room again after a removal: the list works on.
+      await control.listRemove('watched-uids', ['100000']);
+      await control.listAdd('watched-uids', ['1']);
+    } finally {
+      control.close();
+    }
   });
 
   test('a lost lineage context fails closed: a deny by ancestor still holds', async (t) => {
@@ -264,7 +275,7 @@ spec:
     chmodSync(guarded, 0o755);
     const secret = join(dir, 'lineage-secret');
     writeFileSync(secret, 's');
-    const policy = policyFile(`apiVersion: krsi.dev/v1
+    const parsed = parsePolicyText(`apiVersion: krsi.dev/v1
 kind: Policy
 metadata: { name: lineage }
 spec:
@@ -273,9 +284,13 @@ spec:
       hook: file_open
       match: { file: { path: ["${secret}"] }, ancestor: { path: ["${guarded}"] } }
       action: deny
-`);
-    const agent = await startAgent({ policies: [policy], args: ['--no-protect'] });
-    agents.push(agent);
+`, 'exhaustion.test.yaml');
+    assert.deepEqual(parsed.errors, []);
+    // The shared agent runs with --no-protect, which lets this process open its pinned maps.
+    const suite = await joinSharedAgent();
+    t.after(() => suite.leave());
+    const { agent } = suite;
+    await suite.control.applyPolicies(parsed.policies.map((p) => ({ policy: p.policy, source: 'exhaustion.test' })));
     // Two shells that each open the secret (through a child) when told to.
     const probe = (sh: string) => {
       const child = spawn(sh, ['-c', `read go; cat ${secret} >/dev/null 2>&1 && echo opened || echo refused`], { stdio: ['pipe', 'pipe', 'ignore'] });
@@ -286,7 +301,10 @@ spec:
     };
     const control = probe('/bin/sh');
     const victim = probe(guarded);
-    await sleep(500);
+    // Both shells have exec'd (and have their contexts) once their exec events are out.
+    for (const [child, path] of [[control.child, '/usr/bin/dash'], [victim.child, guarded]] as const) {
+      await agent.waitFor((e) => isExec(e) && e.process.pid === child.pid && e.exec.path === path, `the exec of ${path}`);
+    }
     // Take the guarded shell's context away, as a failed allocation would.
     const ctx = native.BpfMap.openPinned(join(agent.pinRoot, 'maps', 'task_ctx'));
     const pidfd = native.pidfdOpen(victim.child.pid!);

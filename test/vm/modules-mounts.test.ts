@@ -197,8 +197,7 @@ spec:
       if (!requireKernel(t, '6.0', 'bpf_ima_file_hash, bpf_loop in LSM programs')) return;
       unload('ifb', 'nlmon', 'dummy');
       const digest = sha256(ifb.image);
-      const add = agent.krsi('list', 'add', 'bad-module-content', digest);
-      assert.equal(add.status, 0, add.stderr);
+      await control.listAdd('bad-module-content', [digest]);
       const r = run('insmod', [ifb.file]);
       assert.notEqual(r.status, 0);
       assert.match(r.stderr, /Operation not permitted/);
@@ -220,7 +219,7 @@ spec:
       assert.equal(c.module.sha256, digest, 'IMA digest of the file = the image digest');
       assert.deepEqual(c.policy.rule, rule(P, 'bad-content'));
       // Off the list: loads again.
-      assert.equal(agent.krsi('list', 'remove', 'bad-module-content', digest).status, 0);
+      await control.listRemove('bad-module-content', [digest]);
       const again = run('insmod', [ifb.file]);
       assert.equal(again.status, 0, again.stderr);
       assert.equal(run('rmmod', ['ifb']).status, 0);
@@ -251,7 +250,7 @@ spec:
       const e = await event('module_load', (x) => x.module.name === 'ifb' && x.policy.rule?.policy === A, 'the unlisted denial');
       assert.equal(e.decision, 'denied');
       assert.deepEqual(e.policy.rule, rule(A, 'only-allowed'));
-      assert.equal(agent.krsi('list', 'add', 'allowed-modules', 'ifb').status, 0);
+      await control.listAdd('allowed-modules', ['ifb']);
       const now = run('insmod', [ifb.file]);
       assert.equal(now.status, 0, now.stderr);
       assert.ok(loadedModules().includes('ifb'));
@@ -364,7 +363,6 @@ spec:
 
     test('before the lock point: USB sticks and loop devices mount', async (t) => {
       if (!requireKernel(t, '6.0', 'bpf_loop in LSM programs')) return;
-      assert.equal(agent.krsi('status', '--json').status, 0);
       for (const [fstype, dev, m] of [
         ['vfat', removable, 'm1'],
         ['ext4', fixed, 'm2'],
@@ -378,15 +376,14 @@ spec:
       assert.equal(eventsOf('mount', (e) => e.decision === 'denied').length, 0, 'nothing denied before the lock point');
     });
 
-    test('krsi lock-point: one-way', () => {
+    test('krsi lock-point: one-way', async () => {
       const r = agent.krsi('lock-point');
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stdout, /^lock point reached at \d{4}-/);
       const again = agent.krsi('lock-point', '--json');
       assert.equal(again.status, 0, again.stderr);
       assert.equal((JSON.parse(again.stdout) as { already: boolean }).already, true);
-      const st = JSON.parse(agent.krsi('status', '--json').stdout) as { lockPoint: { reached: boolean } };
-      assert.equal(st.lockPoint.reached, true);
+      assert.equal((await control.status()).lockPoint.reached, true);
     });
 
     test('after it: the removable USB stick is refused (EPERM), by mount(2) and by fsconfig', async (t) => {

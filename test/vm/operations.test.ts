@@ -13,6 +13,7 @@ import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirS
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
+import { connectControl } from '../../src/control/client.js';
 import { EventSchema, type ExecEvent, type KrsiEvent } from '../../src/events/schema.js';
 import { krsiBin, startAgent, type AgentProcess } from '../lib/agent-process.js';
 import { inVm, requireKernel } from '../lib/kernel.js';
@@ -260,25 +261,32 @@ spec:
     if (!requireKernel(t, '5.7', 'BPF LSM')) return;
     writeFileSync(policyPath, policyText('hup', target));
     const hup = await startAgent({ policies: [policyDir], args: ['--no-protect'] });
+    // The status over the control socket, from this process (the CLI's is tested above).
+    const control = await connectControl(hup.socket);
+    /** Polls stderr for a line of the agent's log, for up to a minute. */
+    const logged = async (line: string): Promise<void> => {
+      for (const deadline = Date.now() + 60_000; !hup.stderr().includes(line) && Date.now() < deadline; ) await sleep(100);
+    };
     try {
-      const generation = (): number => JSON.parse(hup.krsi('status', '--json').stdout).generation;
-      assert.equal(generation(), 1);
+      const generation = async (): Promise<number> => (await control.status()).generation;
+      assert.equal(await generation(), 1);
       assert.ok(denied(target));
       writeFileSync(policyPath, policyText('hup', target2));
       hup.child.kill('SIGHUP');
-      for (let i = 0; i < 100 && !hup.stderr().includes('policies reloaded on SIGHUP'); i++) await sleep(100);
-      assert.equal(generation(), 2, hup.stderr());
+      await logged('policies reloaded on SIGHUP');
+      assert.equal(await generation(), 2, hup.stderr());
       assert.ok(denied(target2));
       assert.ok(!denied(target));
       writeFileSync(policyPath, `${policyText('hup', target)}    - name: broken\n      hook: exec\n      action: explode\n`);
       hup.child.kill('SIGHUP');
-      for (let i = 0; i < 100 && !hup.stderr().includes('SIGHUP reload failed'); i++) await sleep(100);
+      await logged('SIGHUP reload failed');
       assert.match(hup.stderr(), /SIGHUP reload failed; the policy in force is unchanged/);
-      assert.equal(generation(), 2);
+      assert.equal(await generation(), 2);
       assert.ok(denied(target2), 'generation 2 still in force');
       // Diagnostics stayed on stderr: every stdout line was a schema-valid event (startAgent checks each).
       assert.ok(hup.events.every((e) => EventSchema.safeParse(e).success));
     } finally {
+      control.close();
       assert.equal(await hup.stop(), 0);
     }
   });

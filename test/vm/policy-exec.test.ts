@@ -13,6 +13,7 @@ import type { ExecEvent, KrsiEvent } from '../../src/events/schema.js';
 import { PolicySchema, type PolicyInput } from '../../src/policy/schema.js';
 import type { AgentView } from '../lib/agent-process.js';
 import { inVm, requireKernel } from '../lib/kernel.js';
+import { settled } from '../lib/settle.js';
 import { joinSharedAgent, type SuiteAgent } from '../lib/shared-agent.js';
 import { repoPath } from '../lib/paths.js';
 
@@ -254,7 +255,7 @@ describe('exec policy: every selector and action, in the kernel', { skip: inVm ?
       await apply([{ name: 'limited', hook: 'exec', match: { binary: { path: [limited] } }, action: 'deny', rateLimit: { events: 2, perSeconds: 3600 } }]);
     }
     for (let i = 0; i < 8; i++) assert.equal(errno(run(limited, [`rl-${i}`])), 'EPERM', 'every exec is denied');
-    await new Promise((r) => setTimeout(r, 500));
+    await settled(control);
     const reported = agent.events.filter((e) => isExec(e) && e.exec.path === limited);
     assert.equal(reported.length, 2, 'two events reported, six suppressed');
     const counted = await suite.countersSince();

@@ -15,6 +15,7 @@ import { PolicySchema, type Policy } from '../../src/policy/schema.js';
 import type { ExecEvent, KrsiEvent } from '../../src/events/schema.js';
 import type { AgentView } from '../lib/agent-process.js';
 import { inVm, requireKernel } from '../lib/kernel.js';
+import { settled } from '../lib/settle.js';
 import { joinSharedAgent, type SuiteAgent } from '../lib/shared-agent.js';
 
 const isExec = (e: KrsiEvent): e is ExecEvent => e.kind === 'exec';
@@ -82,7 +83,7 @@ describe('atomic policy swaps', { skip: inVm ? false : 'runs inside `krsi vm`' }
     }
     rmSync(join(dir, 'go'));
     await Promise.all(loops.map((l) => l.done));
-    await new Promise((res) => setTimeout(res, 1000));
+    await settled(control);
 
     const decisions = agent.events.filter((e): e is ExecEvent => isExec(e) && (e.exec.path === a || e.exec.path === b));
     let torn = 0;

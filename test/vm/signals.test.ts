@@ -310,7 +310,9 @@ describe('signals: environment, self-deletion, fileless, libraries, ptrace, bpf,
         victim.kill('SIGKILL');
         protectedOne.kill('SIGKILL');
       });
-      await new Promise((r) => setTimeout(r, 300));
+      for (const [child, path] of [[victim, '/usr/bin/sleep'], [protectedOne, guarded]] as const) {
+        await event('exec', (e) => e.process.pid === child.pid && e.exec.path === path, `the exec of ${path}`);
+      }
       assert.equal(run(ptracer, ['attach', String(victim.pid)]).stdout.trim(), 'ok');
       const a = await event('ptrace', (e) => e.ptrace.target.pid === victim.pid, 'the attach');
       assert.equal(a.ptrace.request, 'attach');
