@@ -11,7 +11,10 @@
 // has suites of its own (self-protection, tamper).
 //
 // A suite sees the events from when it joined (AgentView) and leaves nothing
-// in force: leave() applies an empty policy.
+// in force: leave() applies an empty policy. What cannot be undone stays:
+// once a suite reaches the lock point (modules-mounts), the afterLockPoint
+// rules of every later policy are in force from the start (no other suite
+// has any).
 import assert from 'node:assert/strict';
 import { after } from 'node:test';
 import { connectControl, type ControlClient } from '../../src/control/client.js';

@@ -1,6 +1,7 @@
 // End to end, in a kernel with BPF LSM: kernel modules (issue 4 item 3) and
-// block-device mounts after the lock point (item 4). One agent runs
-// throughout; each group applies its policy through the control socket and
+// block-device mounts after the lock point (item 4). The shared agent
+// (test/lib/shared-agent.ts) runs throughout; each group applies its policy
+// through the control socket and
 // performs the real thing: insmod of modules from the VM kernel's own tree
 // (6.1: .ko files; 6.12: .ko.xz, which kmod decompresses), a module that
 // hides itself (test/fixtures/hide, built per kernel by `make test-modules`),
@@ -16,13 +17,14 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlink
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { connectControl, type ControlClient } from '../../src/control/client.js';
+import type { ControlClient } from '../../src/control/client.js';
 import { formatDevice, fromStatDev } from '../../src/events/devices.js';
 import type { KrsiEvent } from '../../src/events/schema.js';
 import { parsePolicyText } from '../../src/policy/load.js';
-import { startAgent, type AgentProcess } from '../lib/agent-process.js';
+import type { AgentView } from '../lib/agent-process.js';
 import { inVm, requireKernel } from '../lib/kernel.js';
 import { repoPath } from '../lib/paths.js';
+import { joinSharedAgent, type SuiteAgent } from '../lib/shared-agent.js';
 
 const fsmount = repoPath('build/test/fsmount');
 const hideKo = repoPath(`build/test/modules/${release()}/krsi_hide.ko`);
@@ -83,7 +85,8 @@ const rule = (policy: string, name: string, action = 'deny', mode = 'enforce') =
 describe('kernel modules and mounts', { skip: inVm ? false : 'runs inside `krsi vm`' }, () => {
   const dir = mkdtempSync('/tmp/krsi-modmount-');
   const cleanups: Array<() => void> = [];
-  let agent: AgentProcess;
+  let suite: SuiteAgent;
+  let agent: AgentView;
   let control: ControlClient;
 
   async function apply(yaml: string): Promise<number> {
@@ -107,8 +110,8 @@ describe('kernel modules and mounts', { skip: inVm ? false : 'runs inside `krsi 
     // the file systems and their code pages, loop devices.
     for (const m of ['xhci_pci', 'usb_storage', 'sd_mod', 'vfat', 'nls_cp437', 'nls_ascii', 'nls_utf8', 'ext4', 'loop']) run('modprobe', [m]);
     for (const m of ['nlmon', 'ifb', 'dummy']) run('modprobe', ['-r', m]);
-    agent = await startAgent({ args: ['--no-allowed'] });
-    control = await connectControl(agent.socket);
+    suite = await joinSharedAgent();
+    ({ agent, control } = suite);
   });
 
   after(async () => {
@@ -119,8 +122,7 @@ describe('kernel modules and mounts', { skip: inVm ? false : 'runs inside `krsi 
         // best effort: the VM goes away anyway
       }
     }
-    control?.close();
-    if (agent) await agent.stop();
+    await suite?.leave();
   });
 
   describe('module_load', () => {

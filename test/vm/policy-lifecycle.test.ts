@@ -116,5 +116,4 @@ spec:
     assert.equal(runs(kept), false, 'the new agent denies it again, from the list on disk');
     assert.equal(runs(brief), true, 'the expired entry did not come back');
   });
-
 });
