@@ -24,6 +24,8 @@
  *       Adopt()s it and calls Watch(); false with an exception pending
  *   bool Fill(bool from_loop, bool *more);       fills state_->batch;
  *       false after ReportError()
+ *   void Commit();                               gives the source back what
+ *       the batch took, once JS has had it (after onBatch returns)
  *   uint64_t MaxBatches() const;                 bounds consume()
  *   void AddStats(Napi::Object out) const;
  */
@@ -224,7 +226,11 @@ private:
 			return 0;
 		batches_++;
 		records_ += count;
-		if (!DeliverBatch(this->Env(), this->Value(), on_batch_, *async_context_, state_->batch, from_loop))
+		bool delivered = DeliverBatch(this->Env(), this->Value(), on_batch_, *async_context_, state_->batch, from_loop);
+		/* JS has had the batch, even if it threw; closed from onBatch, Release() did this. */
+		if (state_)
+			self().Commit();
+		if (!delivered)
 			return -1;
 		return count;
 	}

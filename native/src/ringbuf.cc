@@ -3,17 +3,20 @@
  * RingBuffer: consumes BPF ring buffers on the JS thread's event loop
  * (the polling, batching and closing are BatchReader's: reader.h).
  *
- * Each map gets its own libbpf ring_buffer (so one ring can be drained
- * without draining the others first), and its map fd goes into an epoll
- * set of ours, which the reader watches.  A ring's fd stays readable while
- * it holds data, so what the budget leaves brings the poll back on the next
- * loop turn.
+ * Each ring is mapped here as libbpf maps it (the consumer position page
+ * read-write, the producer position and the data, twice over, read-only),
+ * and its map fd goes into an epoll set of ours, which the reader watches.
+ * A ring's fd stays readable while it holds data, so what the budget leaves
+ * brings the poll back on the next loop turn.
  *
- * Stopping mid-ring relies on libbpf 1.1's ringbuf_process_ring(): the
- * consumer position is advanced past a sample before the callback runs,
- * and stored as it is when the callback returns < 0.  So the callback takes
- * the sample that exhausts the budget and then returns kBudgetExhausted:
- * nothing is dropped, nothing is seen twice.
+ * Why not libbpf's ring_buffer: it stores the consumer position past each
+ * sample before handing the sample on, so a consumer killed between taking
+ * a batch and recording what it delivered (kill -9 of the agent) has taken
+ * records from the kernel that no one delivers.  Here the position is
+ * stored only once JS has had the batch (Commit(), after onBatch returns),
+ * so such records are still in the ring for the next reader: delivery is at
+ * least once, and the agent's accounting (ring_read) tells a successor
+ * which of them its predecessor delivered.
  *
  * Batches are laid out as batch.h says, each record tagged with the index
  * of its ring in the constructor's array.
@@ -23,7 +26,9 @@
 #include "reader.h"
 
 #include <fcntl.h>
+#include <linux/bpf.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -33,50 +38,102 @@ namespace krsi {
 
 namespace {
 
-/* Not an errno: a private "stop here" for ring_buffer__consume(). */
-constexpr int kBudgetExhausted = -0x4b525342;
-
-struct RingState;
-
-struct RingSlot {
-	RingState *state;
-	uint32_t index;		/* position of the map in the constructor's array */
+struct Ring {
+	int fd = -1;			/* our dup: the ring survives its object */
+	uint32_t index = 0;		/* position of the map in the constructor's array */
+	uint64_t mask = 0;
+	size_t data_map_len = 0;
+	unsigned long *consumer = nullptr;	/* page 0, read-write */
+	unsigned long *producer = nullptr;	/* page 1, read-only; the data follows, mapped twice */
+	const uint8_t *data = nullptr;
+	/* Past the last sample put in the batch: stored into *consumer by Commit(). */
+	unsigned long taken = 0;
+	bool uncommitted = false;
 };
 
 struct RingState : ReaderState {
 	int epoll_fd = -1;
-	std::vector<int> map_fds;	/* our dups: the rings survive their object */
-	std::vector<struct ring_buffer *> rings;
-	std::vector<RingSlot> slots;
+	std::vector<Ring> rings;
+	size_t page_size = 0;
 	uint64_t capacity = 0;		/* bytes of all rings: bounds consume() */
 	size_t next_ring = 0;		/* round-robin start */
 
+	/* Gives back what the last batch took: JS has had it. */
+	void Commit()
+	{
+		for (Ring &r : rings) {
+			if (!r.uncommitted)
+				continue;
+			__atomic_store_n(r.consumer, r.taken, __ATOMIC_RELEASE);
+			r.uncommitted = false;
+		}
+	}
+
 	void Release() override
 	{
-		for (struct ring_buffer *rb : rings)
-			ring_buffer__free(rb);
+		/* Closed from onBatch: the batch was handed over. */
+		Commit();
+		for (Ring &r : rings) {
+			if (r.consumer)
+				munmap(r.consumer, page_size);
+			if (r.producer)
+				munmap(r.producer, r.data_map_len);
+			if (r.fd >= 0)
+				close(r.fd);
+		}
 		rings.clear();
-		for (int fd : map_fds)
-			close(fd);
-		map_fds.clear();
 		if (epoll_fd >= 0)
 			close(epoll_fd);
 		epoll_fd = -1;
 	}
 };
 
-/*
- * libbpf's sample callback.  Never refuses a sample: once called, the
- * sample is consumed whatever we return, so batchBytes is exceeded by at
- * most one record.
- */
-int OnSample(void *ctx, void *data, size_t size)
+/* A sample's length with its header, rounded as the kernel lays samples out. */
+uint64_t SampleSpan(uint32_t len)
 {
-	RingSlot *slot = static_cast<RingSlot *>(ctx);
-	RecordBatch &batch = slot->state->batch;
+	len &= ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
+	return (static_cast<uint64_t>(len) + BPF_RINGBUF_HDR_SZ + 7) / 8 * 8;
+}
 
-	batch.Append(data, size, slot->index);
-	return batch.Full() ? kBudgetExhausted : 0;
+/*
+ * Appends the committed samples of r, from where the last commit left it,
+ * until the ring is empty, a sample is still being written, or the batch is
+ * full (then true).
+ */
+bool TakeSamples(Ring &r, RecordBatch &batch)
+{
+	unsigned long pos = __atomic_load_n(r.consumer, __ATOMIC_ACQUIRE);
+	bool full = false;
+
+	for (;;) {
+		unsigned long prod = __atomic_load_n(r.producer, __ATOMIC_ACQUIRE);
+		bool got = false;
+
+		while (pos < prod) {
+			const uint8_t *hdr = r.data + (pos & r.mask);
+			uint32_t len = __atomic_load_n(reinterpret_cast<const uint32_t *>(hdr), __ATOMIC_ACQUIRE);
+
+			/* Reserved and not yet submitted: the rest waits for it. */
+			if (len & BPF_RINGBUF_BUSY_BIT)
+				goto out;
+			got = true;
+			pos += SampleSpan(len);
+			if (!(len & BPF_RINGBUF_DISCARD_BIT))
+				batch.Append(hdr + BPF_RINGBUF_HDR_SZ, len, r.index);
+			if (batch.Full()) {
+				full = true;
+				goto out;
+			}
+		}
+		if (!got)
+			break;
+	}
+out:
+	if (pos != __atomic_load_n(r.consumer, __ATOMIC_RELAXED)) {
+		r.taken = pos;
+		r.uncommitted = true;
+	}
+	return full;
 }
 
 class RingBufferWrap : public BatchReader<RingBufferWrap> {
@@ -90,6 +147,7 @@ public:
 
 	bool Start(const Napi::CallbackInfo &info);
 	bool Fill(bool from_loop, bool *more);
+	void Commit() { ring()->Commit(); }
 	/* The smallest record (8-byte header, 8 bytes of data) is 16 bytes. */
 	uint64_t MaxBatches() const { return ring()->capacity / 16 / ring()->batch.max_records + 2; }
 	void AddStats(Napi::Object) const {}
@@ -116,39 +174,53 @@ bool RingBufferWrap::Start(const Napi::CallbackInfo &info)
 	RingState *st = new RingState();
 	Adopt(st);
 	st->batch = std::move(batch);
-	st->slots.reserve(n);	/* slots are libbpf ctx pointers: no reallocation */
 
 	st->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (st->epoll_fd < 0) {
 		ThrowErrno(env, "epoll_create1", errno, "");
 		return false;
 	}
+	st->page_size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+	st->rings.reserve(n);
 	for (uint32_t i = 0; i < n; i++) {
 		std::string what = "maps[" + std::to_string(i) + "]";
 		int fd = MapFdForReader(maps.Get(i), what, BPF_MAP_TYPE_RINGBUF);
 		if (fd < 0)
 			return false;
-		int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-		if (dup < 0) {
+		st->rings.emplace_back();
+		Ring &r = st->rings.back();
+		r.index = i;
+		r.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (r.fd < 0) {
 			ThrowErrno(env, "fcntl(F_DUPFD_CLOEXEC)", errno, "");
 			return false;
 		}
-		st->map_fds.push_back(dup);
-		st->slots.push_back({st, i});
-		struct ring_buffer *rb = ring_buffer__new(dup, OnSample, &st->slots.back(), nullptr);
-		if (!rb) {
-			ThrowErrno(env, "ring_buffer__new", errno, what);
-			return false;
-		}
-		st->rings.push_back(rb);
 		struct bpf_map_info map_info = {};
 		__u32 info_len = sizeof(map_info);
-		if (bpf_obj_get_info_by_fd(dup, &map_info, &info_len) == 0)
-			st->capacity += map_info.max_entries;
+		if (bpf_obj_get_info_by_fd(r.fd, &map_info, &info_len) < 0) {
+			ThrowErrno(env, "bpf_obj_get_info_by_fd", errno, what);
+			return false;
+		}
+		r.mask = map_info.max_entries - 1;
+		void *consumer = mmap(nullptr, st->page_size, PROT_READ | PROT_WRITE, MAP_SHARED, r.fd, 0);
+		if (consumer == MAP_FAILED) {
+			ThrowErrno(env, "mmap (ring buffer consumer page)", errno, what);
+			return false;
+		}
+		r.consumer = static_cast<unsigned long *>(consumer);
+		r.data_map_len = st->page_size + 2 * static_cast<size_t>(map_info.max_entries);
+		void *producer = mmap(nullptr, r.data_map_len, PROT_READ, MAP_SHARED, r.fd, static_cast<off_t>(st->page_size));
+		if (producer == MAP_FAILED) {
+			ThrowErrno(env, "mmap (ring buffer data)", errno, what);
+			return false;
+		}
+		r.producer = static_cast<unsigned long *>(producer);
+		r.data = static_cast<const uint8_t *>(producer) + st->page_size;
+		st->capacity += map_info.max_entries;
 		struct epoll_event ev = {};
 		ev.events = EPOLLIN;
 		ev.data.u32 = i;
-		if (epoll_ctl(st->epoll_fd, EPOLL_CTL_ADD, dup, &ev) < 0) {
+		if (epoll_ctl(st->epoll_fd, EPOLL_CTL_ADD, r.fd, &ev) < 0) {
 			ThrowErrno(env, "epoll_ctl", errno, what);
 			return false;
 		}
@@ -156,26 +228,19 @@ bool RingBufferWrap::Start(const Napi::CallbackInfo &info)
 	return Watch(env, st->epoll_fd);
 }
 
-bool RingBufferWrap::Fill(bool from_loop, bool *more)
+bool RingBufferWrap::Fill(bool, bool *more)
 {
 	RingState *st = ring();
 	size_t n = st->rings.size();
 	size_t start = st->next_ring;
-	LibbpfCall call;
 
 	for (size_t k = 0; k < n; k++) {
 		size_t i = (start + k) % n;
-		int ret = ring_buffer__consume(st->rings[i]);
-		if (ret == kBudgetExhausted) {
+		if (TakeSamples(st->rings[i], st->batch)) {
 			/* Next batch starts with the next ring: no ring starves another. */
 			st->next_ring = (i + 1) % n;
 			*more = true;
 			return true;
-		}
-		if (ret < 0) {
-			ReportError(from_loop, MakeErrno(Env(), "ring_buffer__consume", ret,
-							 "maps[" + std::to_string(i) + "]"));
-			return false;
 		}
 	}
 	st->next_ring = (start + 1) % n;

@@ -614,6 +614,47 @@ describe('native binding on the host kernel', { skip: IS_ROOT ? false : 'needs r
     }
   });
 
+  test('a batch stays in the ring until onBatch returns: a reader killed before that leaves it to the next', () => {
+    const obj = openTest({ burst: 10 });
+    const link = obj.program('on_exec').attach();
+    const ring = mapOf(obj, 'ring_a');
+    try {
+      spawnTrue(1);
+      // Inside onBatch, the records are still in the ring: a second reader
+      // of the same ring (a successor) is handed them too.
+      let inside: Rec[] = [];
+      const outer: Rec[] = [];
+      const first = new native.RingBuffer([ring], { maxRecordsPerTick: 4 }, (b, c) => {
+        outer.push(...parseBatch(b, c));
+        if (inside.length > 0) return;
+        const peek = new native.RingBuffer([ring], { maxRecordsPerTick: 4 }, (b2, c2) => {
+          if (inside.length === 0) inside = parseBatch(b2, c2);
+        });
+        peek.consume();
+        // Closed from its own onBatch's caller: what it took is given back.
+        peek.close();
+      });
+      try {
+        assert.equal(first.consume(), 10, 'the first reader gets every record once');
+      } finally {
+        first.close();
+      }
+      assert.equal(outer.length, 10);
+      assert.deepEqual(
+        inside.map((r) => r.payload.readUInt32LE(40)),
+        outer.slice(0, 4).map((r) => r.payload.readUInt32LE(40)),
+        'the records of the batch in progress were still in the ring',
+      );
+      // Once onBatch returned, they are gone from the ring.
+      const after = new native.RingBuffer([ring], {}, () => assert.fail('nothing is left'));
+      assert.equal(after.consume(), 0);
+      after.close();
+    } finally {
+      link.close();
+      obj.close();
+    }
+  });
+
   test('close() is idempotent; use after close throws a clear error', () => {
     const obj = openTest();
     const prog = obj.program('on_exec');
