@@ -23,6 +23,9 @@ export const ringName = (ring: number): 'decisions' | 'events' => (ring === KRSI
 
 export const ALL_RINGS: readonly number[] = [KRSI_RING_DECISIONS, KRSI_RING_EVENTS];
 
+/** record()'s answer for a record numbered before this agent's account started. */
+export const DELIVERED = 'delivered';
+
 export interface Gap {
   ring: number;
   cpu: number;
@@ -159,11 +162,17 @@ export class Accounting {
     }
   }
 
-  /** A record arrived: returns the gap before it, if any. */
-  record(ring: number, cpu: number, seq: bigint): Gap | null {
+  /**
+   * A record arrived: returns the gap before it, if any, or DELIVERED for a
+   * record an adopted predecessor delivered already. (The ring reader gives
+   * the ring back what it took only after a batch is delivered and
+   * checkpointed, so a predecessor killed in between leaves that batch in
+   * the ring: what it checkpointed is skipped, the rest delivered again.)
+   */
+  record(ring: number, cpu: number, seq: bigint): Gap | null | typeof DELIVERED {
     if (ring >= KRSI_RING_COUNT) return null;
     const base = this.baseOf(ring, cpu);
-    if (seq <= base.seq) return null; // numbered before this agent's account started
+    if (seq <= base.seq) return DELIVERED; // numbered before this agent's account started
     this.received[ring]!++;
     this.dirty[ring] = true;
     const s = this.stateOf(ring, cpu);

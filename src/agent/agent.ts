@@ -40,7 +40,7 @@ import { seedClasses } from './seed-classes.js';
 import { ProcSnapshot, type ProcEntry } from './proc-snapshot.js';
 import { DEFAULT_PIN_ROOT, PinLayout, openPinnedLinks, pinMaps, retireLinks, reusePinnedMaps, unpinAll } from './pins.js';
 import { readState, writeState, type AgentState } from './state.js';
-import { ALL_RINGS, Accounting, DEFAULT_EVENTS_PER_SECOND, Pacer, gapEvent } from './accounting.js';
+import { ALL_RINGS, Accounting, DEFAULT_EVENTS_PER_SECOND, DELIVERED, Pacer, gapEvent } from './accounting.js';
 import type { Confinement } from '../system/landlock.js';
 import { freezeBpfOnlyMaps, registerSelfIds, selfPrograms, writeSelfState } from './self-protection.js';
 import { KRSI_EVENT_MODULE_STATE, KRSI_RING_DECISIONS } from '../abi/generated.js';
@@ -677,6 +677,11 @@ export class Agent implements AgentControl {
         // Accounted before anything else: an undecodable record was still received.
         const hdr = decodeKrsiEventHeader(record.view);
         const gap = this.accounting.record(hdr.ring, hdr.cpu, hdr.seq);
+        if (gap === DELIVERED) {
+          // A predecessor's, delivered before it was killed: neither ours to count nor to deliver.
+          this.receivedCount--;
+          continue;
+        }
         if (gap) this.deliver(gapEvent(gap));
         kernelNs = hdr.timeNs;
         if (hdr.type === KRSI_EVENT_HASH_REQUEST) {
