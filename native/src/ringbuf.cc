@@ -31,6 +31,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <vector>
 
@@ -46,10 +47,21 @@ struct Ring {
 	unsigned long *consumer = nullptr;	/* page 0, read-write */
 	unsigned long *producer = nullptr;	/* page 1, read-only; the data follows, mapped twice */
 	const uint8_t *data = nullptr;
-	/* Past the last sample put in the batch: stored into *consumer by Commit(). */
+	/*
+	 * Past the last sample put in a batch: stored into *consumer by
+	 * Commit().  Reading goes on from here, not from *consumer: onBatch (or
+	 * the microtasks that run when it returns to the loop) may drain the
+	 * same reader again, which must not be handed the batch in progress.
+	 */
 	unsigned long taken = 0;
-	bool uncommitted = false;
 };
+
+/* What the kernel sees as consumed; only ever moved forward. */
+void StoreConsumer(Ring &r)
+{
+	if (r.taken > __atomic_load_n(r.consumer, __ATOMIC_RELAXED))
+		__atomic_store_n(r.consumer, r.taken, __ATOMIC_RELEASE);
+}
 
 struct RingState : ReaderState {
 	int epoll_fd = -1;
@@ -61,12 +73,8 @@ struct RingState : ReaderState {
 	/* Gives back what the last batch took: JS has had it. */
 	void Commit()
 	{
-		for (Ring &r : rings) {
-			if (!r.uncommitted)
-				continue;
-			__atomic_store_n(r.consumer, r.taken, __ATOMIC_RELEASE);
-			r.uncommitted = false;
-		}
+		for (Ring &r : rings)
+			StoreConsumer(r);
 	}
 
 	void Release() override
@@ -102,7 +110,8 @@ uint64_t SampleSpan(uint32_t len)
  */
 bool TakeSamples(Ring &r, RecordBatch &batch)
 {
-	unsigned long pos = __atomic_load_n(r.consumer, __ATOMIC_ACQUIRE);
+	/* Another reader of the ring (an agent handing over) may be ahead. */
+	unsigned long pos = std::max(r.taken, __atomic_load_n(r.consumer, __ATOMIC_ACQUIRE));
 	bool full = false;
 
 	for (;;) {
@@ -129,10 +138,7 @@ bool TakeSamples(Ring &r, RecordBatch &batch)
 			break;
 	}
 out:
-	if (pos != __atomic_load_n(r.consumer, __ATOMIC_RELAXED)) {
-		r.taken = pos;
-		r.uncommitted = true;
-	}
+	r.taken = pos;
 	return full;
 }
 

@@ -627,12 +627,13 @@ describe('native binding on the host kernel', { skip: IS_ROOT ? false : 'needs r
       const first = new native.RingBuffer([ring], { maxRecordsPerTick: 4 }, (b, c) => {
         outer.push(...parseBatch(b, c));
         if (inside.length > 0) return;
-        const peek = new native.RingBuffer([ring], { maxRecordsPerTick: 4 }, (b2, c2) => {
-          if (inside.length === 0) inside = parseBatch(b2, c2);
+        // A successor that takes one batch and goes: it is handed the batch
+        // in progress, which it gives back (closed from its onBatch) as handled.
+        const peek: InstanceType<typeof native.RingBuffer> = new native.RingBuffer([ring], { maxRecordsPerTick: 4 }, (b2, c2) => {
+          inside = parseBatch(b2, c2);
+          peek.close();
         });
         peek.consume();
-        // Closed from its own onBatch's caller: what it took is given back.
-        peek.close();
       });
       try {
         assert.equal(first.consume(), 10, 'the first reader gets every record once');
@@ -649,6 +650,32 @@ describe('native binding on the host kernel', { skip: IS_ROOT ? false : 'needs r
       const after = new native.RingBuffer([ring], {}, () => assert.fail('nothing is left'));
       assert.equal(after.consume(), 0);
       after.close();
+    } finally {
+      link.close();
+      obj.close();
+    }
+  });
+
+  test('onBatch that drains its own reader again is handed the next records, not the batch in progress', () => {
+    const obj = openTest({ burst: 10 });
+    const link = obj.program('on_exec').attach();
+    const ring = mapOf(obj, 'ring_a');
+    try {
+      spawnTrue(1);
+      const seen: number[] = [];
+      let nested = 0;
+      const reader: InstanceType<typeof native.RingBuffer> = new native.RingBuffer([ring], { maxRecordsPerTick: 4 }, (b, c) => {
+        seen.push(...parseBatch(b, c).map((r) => r.payload.readUInt32LE(40)));
+        // As an event handler run in the microtasks after onBatch may (the agent's shutdown).
+        if (nested++ === 0) reader.consume();
+      });
+      try {
+        reader.consume();
+      } finally {
+        reader.close();
+      }
+      assert.equal(seen.length, 10, `every record once: ${seen.join(',')}`);
+      assert.equal(new Set(seen).size, 10, `no record twice: ${seen.join(',')}`);
     } finally {
       link.close();
       obj.close();
