@@ -175,7 +175,7 @@ test-fixtures: $(TEST_FIXTURES)
 # kernel against its Debian headers, fetched into the kernel cache on first
 # use; kbuild rebuilds only what changed.
 test-modules: kernels
-	./scripts/build-test-modules.sh build/test/modules
+	./scripts/build-test-modules.sh build/test/modules "$(VM_KERNELS)"
 
 # The VM suites run in one node process, bundled (esbuild, as tsx would
 # transpile them) from a generated entry that imports them in order: the

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the kernel-module test fixtures (test/fixtures/hide) for each VM
-# kernel in the cache: build/test/modules/<uname -r>/krsi_hide.ko, which the
-# VM tests load from the shared host root.
+# kernel the suites boot (their series, e.g. "6.1 6.12", as the Makefile's
+# VM_KERNELS; other kernels in the cache are left alone):
+# build/test/modules/<uname -r>/krsi_hide.ko, which the VM tests load from the
+# shared host root.
 #
 # A module must be built against its kernel's own headers: Debian's
 # linux-headers-<version> (and the -common and linux-kbuild packages it
@@ -13,11 +15,12 @@
 # Idempotent: a kernel whose headers are unpacked is not fetched again, and
 # kbuild rebuilds a module only when its sources changed.
 #
-# Usage: scripts/build-test-modules.sh [OUTDIR]   (default build/test/modules)
+# Usage: scripts/build-test-modules.sh OUTDIR "SERIES..."
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-out=${1:-$root/build/test/modules}
+out=${1:?usage: build-test-modules.sh OUTDIR "SERIES..."}
+read -r -a series <<<"${2:?usage: build-test-modules.sh OUTDIR \"SERIES...\"}"
 [[ $out = /* ]] || out=$PWD/$out
 if [[ -n ${KRSI_CACHE_DIR:-} ]]; then
 	cache=$(realpath -m "$KRSI_CACHE_DIR")
@@ -28,16 +31,22 @@ else
 fi
 fixtures=(hide)
 
-# The kernel versions the VM boots: the markers of the unpacked kernels.
-mapfile -t versions < <(
+# The kernel versions the VM boots: the markers of the unpacked kernels of
+# the series asked for.
+versions=()
+for want in "${series[@]}"; do
+	found=
 	for m in "$cache"/kernels/*/.krsi-kernel.json; do
-		[[ -f $m ]] && sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$m"
-	done | sort -u
-)
-if ((${#versions[@]} == 0)); then
-	echo "build-test-modules: no kernel in $cache/kernels; run \`make kernels\` first" >&2
-	exit 1
-fi
+		[[ -f $m ]] || continue
+		[[ $(sed -n 's/^ *"series": *"\([^"]*\)".*/\1/p' "$m") = "$want" ]] || continue
+		found=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$m")
+	done
+	if [[ -z $found ]]; then
+		echo "build-test-modules: no $want kernel in $cache/kernels; run \`make kernels\` first" >&2
+		exit 1
+	fi
+	versions+=("$found")
+done
 
 # The packages a linux-headers package depends on that hold the build tree:
 # linux-headers-*-common and linux-kbuild-*.
