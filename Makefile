@@ -141,7 +141,9 @@ TEST_FIXTURES := build/test/preload.so build/test/fsmount \
 # Two USB sticks for the mount tests (test/vm/modules-mounts.test.ts): a
 # removable one with vfat, a fixed one with ext4. QEMU never writes them
 # (snapshot=on), so they are made once.
-VM_FLAGS := --usb-stick build/test/usb-vfat.img,removable --usb-stick build/test/usb-ext4.img
+# A VM is stopped after 30 min: 3x a suite's time on a quiet 2-CPU machine
+# (6.12: 10 min), 1.6x the slowest measured with every CPU busy (18.5 min).
+VM_FLAGS := --timeout 1800 --usb-stick build/test/usb-vfat.img,removable --usb-stick build/test/usb-ext4.img
 
 build/test/usb-vfat.img:
 	@mkdir -p $(dir $@)
