@@ -95,9 +95,9 @@ public:
 
 	bool Start(const Napi::CallbackInfo &info);
 	bool Fill(bool from_loop, bool *more);
-	/* Each batch drains at least one CPU's buffer whole. */
 	/* libbpf's perf buffer reader moves the tail as it reads. */
 	void Commit() {}
+	/* Each batch drains at least one CPU's buffer whole. */
 	uint64_t MaxBatches() const
 	{
 		return perf()->capacity / 16 / perf()->batch.max_records + perf()->buffers + 2;

@@ -104,7 +104,8 @@ uint64_t SampleSpan(uint32_t len)
 }
 
 /*
- * Appends the committed samples of r, from where the last commit left it,
+ * Appends the submitted samples of r, from past the last batch (or where
+ * another reader of the ring stored the consumer position, if further on),
  * until the ring is empty, a sample is still being written, or the batch is
  * full (then true).
  */

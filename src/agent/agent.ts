@@ -678,7 +678,7 @@ export class Agent implements AgentControl {
         const hdr = decodeKrsiEventHeader(record.view);
         const gap = this.accounting.record(hdr.ring, hdr.cpu, hdr.seq);
         if (gap === DELIVERED) {
-          // A predecessor's, delivered before it was killed: neither ours to count nor to deliver.
+          // One a killed predecessor handled and checkpointed (ring_read): neither ours to count nor to deliver.
           this.receivedCount--;
           continue;
         }
