@@ -37,6 +37,7 @@ const MARK_TYPE = 0x7e58;
 import { KRSI_ABI_VERSION as KRSI_ABI } from '../../src/abi/generated.js';
 
 const EXEC_HDR_SIZE = 128; // offsetof(struct test_exec_record, tail), after a 32-byte krsi_event_header
+const SEQ_OFFSET = 40; // offsetof(struct test_exec_record, seq): the index within the burst
 const EXEC_SAMPLE_SIZE = 168; // sizeof(struct test_exec_record)
 const MARK_SIZE = 40; // sizeof(struct test_mark_record), sent with hdr.size = 0
 
@@ -220,7 +221,7 @@ describe('native binding on the host kernel', { skip: IS_ROOT ? false : 'needs r
         assert.equal(payload.readUInt32LE(4), EXEC_HDR_SIZE);
         assert.ok(payload.readBigUInt64LE(8) > 0n);
         assert.equal(payload.readUInt32LE(36), process.pid);
-        assert.equal(payload.readUInt32LE(40), 0);
+        assert.equal(payload.readUInt32LE(SEQ_OFFSET), 0);
         assert.equal(payload.readUInt32LE(44), 1);
         assert.equal(cstr(payload.subarray(48, 64)), 'true');
         assert.equal(cstr(payload.subarray(64, 128)), '/bin/true');
@@ -557,7 +558,7 @@ describe('native binding on the host kernel', { skip: IS_ROOT ? false : 'needs r
       }
       // Nothing lost, nothing twice, ring order kept per process.
       for (const pid of pids) {
-        const seqs = recs.filter((r) => r.payload.readUInt32LE(32) === pid).map((r) => r.payload.readUInt32LE(40));
+        const seqs = recs.filter((r) => r.payload.readUInt32LE(32) === pid).map((r) => r.payload.readUInt32LE(SEQ_OFFSET));
         assert.deepEqual(seqs, Array.from({ length: 200 }, (_, i) => i));
       }
 
@@ -614,12 +615,22 @@ describe('native binding on the host kernel', { skip: IS_ROOT ? false : 'needs r
     }
   });
 
-  test('a batch stays in the ring until onBatch returns: a reader killed before that leaves it to the next', () => {
-    const obj = openTest({ burst: 10 });
+  /** Runs fn with ring_a holding the records of one exec's burst, numbered 0..burst-1. */
+  function withBurst(burst: number, fn: (ring: ReturnType<typeof mapOf>) => void): void {
+    const obj = openTest({ burst });
     const link = obj.program('on_exec').attach();
-    const ring = mapOf(obj, 'ring_a');
     try {
       spawnTrue(1);
+      fn(mapOf(obj, 'ring_a'));
+    } finally {
+      link.close();
+      obj.close();
+    }
+  }
+  const seqOf = (r: Rec): number => r.payload.readUInt32LE(SEQ_OFFSET);
+
+  test('a batch stays in the ring until onBatch returns: a reader killed before that leaves it to the next', () => {
+    withBurst(10, (ring) => {
       // Inside onBatch, the records are still in the ring: a second reader
       // of the same ring (a successor) is handed them too.
       let inside: Rec[] = [];
@@ -642,30 +653,23 @@ describe('native binding on the host kernel', { skip: IS_ROOT ? false : 'needs r
       }
       assert.equal(outer.length, 10);
       assert.deepEqual(
-        inside.map((r) => r.payload.readUInt32LE(40)),
-        outer.slice(0, 4).map((r) => r.payload.readUInt32LE(40)),
+        inside.map(seqOf),
+        outer.slice(0, 4).map(seqOf),
         'the records of the batch in progress were still in the ring',
       );
       // Once onBatch returned, they are gone from the ring.
       const after = new native.RingBuffer([ring], {}, () => assert.fail('nothing is left'));
       assert.equal(after.consume(), 0);
       after.close();
-    } finally {
-      link.close();
-      obj.close();
-    }
+    });
   });
 
   test('onBatch that drains its own reader again is handed the next records, not the batch in progress', () => {
-    const obj = openTest({ burst: 10 });
-    const link = obj.program('on_exec').attach();
-    const ring = mapOf(obj, 'ring_a');
-    try {
-      spawnTrue(1);
+    withBurst(10, (ring) => {
       const seen: number[] = [];
       let nested = 0;
       const reader: InstanceType<typeof native.RingBuffer> = new native.RingBuffer([ring], { maxRecordsPerTick: 4 }, (b, c) => {
-        seen.push(...parseBatch(b, c).map((r) => r.payload.readUInt32LE(40)));
+        seen.push(...parseBatch(b, c).map(seqOf));
         // As an event handler run in the microtasks after onBatch may (the agent's shutdown).
         if (nested++ === 0) reader.consume();
       });
@@ -676,10 +680,7 @@ describe('native binding on the host kernel', { skip: IS_ROOT ? false : 'needs r
       }
       assert.equal(seen.length, 10, `every record once: ${seen.join(',')}`);
       assert.equal(new Set(seen).size, 10, `no record twice: ${seen.join(',')}`);
-    } finally {
-      link.close();
-      obj.close();
-    }
+    });
   });
 
   test('close() is idempotent; use after close throws a clear error', () => {
