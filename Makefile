@@ -117,9 +117,11 @@ dist/bundle/krsi.js: dist/.stamp
 typecheck: node_modules/.package-lock.json
 	$(NPM_BIN)/tsc -p tsconfig.json --noEmit
 
-# Regenerate the TypeScript decoders from the compiled objects' BTF.
+# Regenerate what is derived from the compiled object: the TypeScript
+# decoders (from its BTF) and the bench's empty twins (from its sections).
 abi: bpf node_modules/.package-lock.json
 	$(NPM_BIN)/tsx scripts/gen-abi.ts
+	$(NPM_BIN)/tsx scripts/gen-bench-empty.ts
 
 # Regenerate schema/policy.schema.json and docs/policy.md (from
 # docs/policy.template.md, src/policy/schema.ts and policies/examples/).

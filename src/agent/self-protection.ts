@@ -5,22 +5,12 @@ import { statSync } from 'node:fs';
 import { encodeKrsiSelfId, encodeKrsiSelfState, KRSI_PIN_ROOT_MAX, KRSI_SELF_LINK, KRSI_SELF_MAP, KRSI_SELF_PROG } from '../abi/generated.js';
 import type { BpfLink, BpfObject } from '../bpf/native.js';
 import { fromStatDev, toKernelDev } from '../events/devices.js';
+import { PROGRAMS } from '../families/index.js';
 import { log } from '../log.js';
 import type { PinLayout } from './pins.js';
 
-/** Attached last, once everything they protect is in place; self_exit first of them. */
-export const selfPrograms = [
-  'self_exit',
-  'self_task_kill',
-  'self_ptrace',
-  'self_bpf',
-  'self_bpf_map',
-  'self_bpf_prog',
-  'self_unlink',
-  'self_rmdir',
-  'self_rename',
-  'self_umount',
-] as const;
+/** Attached last, once everything they protect is in place; self_exit first of them (src/families/self.ts). */
+export const selfPrograms: readonly string[] = PROGRAMS.filter((p) => p.role === 'self').map((p) => p.program);
 
 /** Maps written only by BPF programs: frozen, so no process can write them. */
 const BPF_ONLY_MAPS = ['counters', 'rate_state', 'self_counters', 'ring_seq', 'ring_lost'];

@@ -13,15 +13,16 @@
 //
 // This module has the schemas of every method's params and result; the
 // server parses params with them, the client parses results with them.
-import { BPF_PROG_TYPES, progTypeNumber } from '../policy/bpf-prog-types.js';
 import { z } from 'zod';
 import type { AgentStatus, ApplyResult, ListChange, ListView, LoadedPolicySource } from '../agent/control-api.js';
-import type { BinaryFacts, Decision, EventFacts } from '../policy/evaluate.js';
+import type { Decision, EventFacts } from '../policy/evaluate.js';
+import { FACTS } from '../families/index.js';
 import { checkPolicy, formatPolicyIssue } from '../policy/load.js';
 import { EventFilterSchema } from '../ops/filter.js';
-import { ACTIONS, HOOKS, LIST_TYPES, MODES, MatchSchema, PolicySchema, parseCidr, type Match, type Policy } from '../policy/schema.js';
+import { ACTIONS, HOOKS, LIST_TYPES, MODES, MatchSchema, PolicySchema, type Match, type Policy } from '../policy/schema.js';
 
 export { DEFAULT_SOCKET_PATH } from './socket-path.js';
+export { BinaryFactsSchema } from '../policy/fact-values.js';
 /** A request line longer than this (without its newline) is refused. */
 export const MAX_REQUEST_BYTES = 16 * 1024 * 1024;
 /** The client's bound on a response line: results (policies, lists) can be larger than a request. */
@@ -67,84 +68,13 @@ export function encodeLine(value: unknown): string {
 
 // --- shared pieces ----------------------------------------------------------
 
-const u32 = z.number().int().min(0).max(0xffff_ffff);
-const U64_MAX = (1n << 64n) - 1n;
-/** A 64-bit unsigned number: a decimal string on the wire; a safe integer is accepted too. */
-const u64 = z
-  .union([z.number().int().min(0).max(Number.MAX_SAFE_INTEGER), z.string().regex(/^\d{1,20}$/, 'a decimal 64-bit number')])
-  .transform((v, ctx) => {
-    const n = BigInt(v);
-    if (n > U64_MAX) {
-      ctx.addIssue({ code: 'custom', message: `${String(v)} is larger than 2^64-1` });
-      return z.NEVER;
-    }
-    return n;
-  });
-const majorMinor = z.string().regex(/^\d+:\d+$/, 'major:minor, e.g. 8:1');
-const nonEmpty = z.string().min(1);
+// --- shared pieces ----------------------------------------------------------
 
-const BinaryFactsObject = z
-  .object({
-    path: nonEmpty.describe('the path of the executable'),
-    dev: majorMinor.optional(),
-    ino: u64.optional(),
-    sha256: z
-      .string()
-      .regex(/^[0-9a-f]{64}$/, '64 lower-case hex digits')
-      .optional(),
-  })
-  .strict();
-
-function binaryFacts(v: z.output<typeof BinaryFactsObject>): BinaryFacts {
-  const out: BinaryFacts = { path: v.path };
-  if (v.dev !== undefined) out.dev = v.dev;
-  if (v.ino !== undefined) out.ino = v.ino;
-  if (v.sha256 !== undefined) out.sha256 = v.sha256;
-  return out;
-}
-
-/** An executable: {path, dev?, ino?, sha256?}, or just its path. */
-export const BinaryFactsSchema = z
-  .union([nonEmpty, BinaryFactsObject])
-  .transform((v): BinaryFacts => (typeof v === 'string' ? { path: v } : binaryFacts(v)));
-
+// Every family's facts (src/families/), each optional.
 const EventFactsObject = z
   .object({
     hook: z.enum(HOOKS),
-    binary: BinaryFactsSchema.optional(),
-    parent: BinaryFactsSchema.optional(),
-    ancestors: z.array(BinaryFactsSchema).optional(),
-    uid: u32.optional(),
-    gid: u32.optional(),
-    cgroups: z.array(u64).optional(),
-    env: z.array(nonEmpty).optional(),
-    file: nonEmpty.optional(),
-    fstype: nonEmpty.optional(),
-    source: nonEmpty.optional(),
-    device: majorMinor.optional(),
-    module: nonEmpty.optional(),
-    sha256: z
-      .string()
-      .regex(/^[0-9a-f]{64}$/, '64 lower-case hex digits')
-      .optional(),
-    bus: z.array(nonEmpty).optional(),
-    removable: z.boolean().optional(),
-    lockPoint: z.boolean().optional(),
-    address: z
-      .string()
-      .refine((s) => !s.includes('/') && parseCidr(s) !== null, 'an IPv4 or IPv6 address')
-      .optional(),
-    port: z.number().int().min(0).max(65535).optional(),
-    fileless: z.boolean().optional(),
-    self: z.boolean().optional(),
-    library: BinaryFactsSchema.optional(),
-    target: BinaryFactsSchema.optional(),
-    prog_type: z
-      .union([z.enum(BPF_PROG_TYPES).transform((n) => progTypeNumber(n)), z.number().int().min(0).max(0xffff_ffff)])
-      .optional()
-      .describe('a program type by name (kprobe, lsm, ...) or number'),
-    new_uid: u32.optional(),
-    new_gid: u32.optional(),
+    ...(Object.fromEntries(Object.entries(FACTS).map(([key, schema]) => [key, schema.optional()])) as { [K in keyof typeof FACTS]: z.ZodOptional<(typeof FACTS)[K]> }),
   })
   .strict();
 

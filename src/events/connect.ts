@@ -1,8 +1,9 @@
 // Connect records (struct krsi_connect_event) into connect events.
+import { z } from 'zod';
 import { KRSI_CONNECT_ADDRESS_KNOWN, decodeKrsiConnectEvent } from '../abi/generated.js';
 import type { DecodeContext } from './decode.js';
 import { decodeHookHead } from './hook-common.js';
-import type { ConnectEvent } from './schema.js';
+import { hookEventSchema } from './event-parts.js';
 
 const AF_INET = 2;
 const AF_INET6 = 10;
@@ -77,3 +78,21 @@ export function decodeConnectRecord(view: DataView, ctx: DecodeContext): Connect
     },
   };
 }
+
+// --- The events (docs/events.md) ---------------------------------------------
+
+export const ConnectSchema = z
+  .object({
+    family: z.string().describe('address family given to connect(2): inet, inet6, unix, unspec, netlink, ... or af_N'),
+    address: z.string().nullable().describe('destination address (IPv4 dotted, IPv6 RFC 5952 text); null without an IP address'),
+    port: z.number().int().min(0).max(65535).nullable().describe('destination port; null without an IP address'),
+    socket_type: z.string().describe('stream, dgram, raw, seqpacket, ... or type_N'),
+    protocol: z.number().int().min(0).max(65535).describe('socket protocol (IPPROTO_*: 6 tcp, 17 udp, ...)'),
+  })
+  .strict();
+
+export const ConnectEventSchema = hookEventSchema('connect', {
+  connect: ConnectSchema,
+});
+
+export type ConnectEvent = z.infer<typeof ConnectEventSchema>;

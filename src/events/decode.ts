@@ -2,36 +2,11 @@
 // per batch holding `count` records, each laid out as
 //   u32 length | u32 ring index | payload | zero padding to 8 bytes.
 // Each payload starts with struct krsi_event_header; its type selects the
-// decoder. To add a record type: a KRSI_EVENT_* constant in events.h, a
-// decoder module next to exec.ts, and one line in `decoders` below.
-import {
-  KRSI_ABI_VERSION,
-  KRSI_EVENT_CONNECT,
-  KRSI_EVENT_EXEC,
-  KRSI_EVENT_FILE_OPEN,
-  KRSI_EVENT_FILE_UNLINK,
-  KRSI_EVENT_MODULE_LOAD,
-  KRSI_EVENT_MOUNT,
-  KRSI_EVENT_TAMPER,
-  KRSI_EVENT_MMAP_EXEC,
-  KRSI_EVENT_PTRACE,
-  KRSI_EVENT_BPF,
-  KRSI_EVENT_SETID,
-  KrsiEventHeaderLayout,
-  decodeKrsiEventHeader,
-} from '../abi/generated.js';
+// decoder, which its hook family declares (src/families/).
+import { KRSI_ABI_VERSION, KrsiEventHeaderLayout, decodeKrsiEventHeader } from '../abi/generated.js';
+import { RECORD_DECODERS } from '../families/index.js';
 import type { EventClock } from './clock.js';
 import type { PolicyNames } from './policy-outcome.js';
-import { decodeConnectRecord } from './connect.js';
-import { decodeExecRecord } from './exec.js';
-import { decodeFileOpenRecord, decodeFileUnlinkRecord } from './file.js';
-import { decodeModuleRecord } from './module.js';
-import { decodeMountRecord } from './mount.js';
-import { decodeTamperRecord } from './tamper.js';
-import { decodeMmapRecord } from './mmap.js';
-import { decodePtraceRecord } from './ptrace.js';
-import { decodeBpfRecord } from './bpf.js';
-import { decodeSetidRecord } from './setid.js';
 import type { KrsiEvent } from './schema.js';
 
 /** What decoders need besides the record: the clock, and the policies' names. */
@@ -39,22 +14,6 @@ export interface DecodeContext {
   clock: EventClock;
   names: PolicyNames;
 }
-
-type RecordDecoder = (view: DataView, ctx: DecodeContext) => KrsiEvent;
-
-const decoders: ReadonlyMap<number, RecordDecoder> = new Map<number, RecordDecoder>([
-  [KRSI_EVENT_EXEC, decodeExecRecord],
-  [KRSI_EVENT_FILE_OPEN, decodeFileOpenRecord],
-  [KRSI_EVENT_FILE_UNLINK, decodeFileUnlinkRecord],
-  [KRSI_EVENT_MOUNT, decodeMountRecord],
-  [KRSI_EVENT_MODULE_LOAD, decodeModuleRecord],
-  [KRSI_EVENT_CONNECT, decodeConnectRecord],
-  [KRSI_EVENT_TAMPER, decodeTamperRecord],
-  [KRSI_EVENT_MMAP_EXEC, decodeMmapRecord],
-  [KRSI_EVENT_PTRACE, decodePtraceRecord],
-  [KRSI_EVENT_BPF, decodeBpfRecord],
-  [KRSI_EVENT_SETID, decodeSetidRecord],
-]);
 
 export interface RawRecord {
   ring: number;
@@ -83,7 +42,7 @@ export function decodeRecord(view: DataView, ctx: DecodeContext): KrsiEvent {
   if (hdr.abi !== KRSI_ABI_VERSION) {
     throw new UnknownRecordError(`record ABI ${hdr.abi} differs from the agent's ${KRSI_ABI_VERSION}: rebuild the BPF objects and the agent together`);
   }
-  const decode = decoders.get(hdr.type);
+  const decode = RECORD_DECODERS.get(hdr.type);
   if (!decode) throw new UnknownRecordError(`unknown record type ${hdr.type}`);
-  return decode(view, ctx);
+  return decode(view, ctx) as KrsiEvent;
 }

@@ -1,4 +1,5 @@
 // Exec records (struct krsi_exec_event) into exec events.
+import { z } from 'zod';
 import {
   KRSI_VERDICT_DENY,
   KRSI_EXEC_ARGV_TRUNCATED,
@@ -18,8 +19,8 @@ import { isoNs } from './clock.js';
 import type { DecodeContext } from './decode.js';
 import { decodePolicyOutcome } from './policy-outcome.js';
 import { formatDevice, fromKernelDev } from './devices.js';
-import { SCHEMA_VERSION, type ExecEvent, type ProcessInfo } from './schema.js';
 import { cString, decodeText, splitNulTerminated } from './text.js';
+import { SCHEMA_VERSION, base64, hookEventSchema, u32, u64String, type ProcessInfo } from './event-parts.js';
 
 export function decodeProcess(task: KrsiTask): ProcessInfo {
   const comm = decodeText(cString(task.comm));
@@ -112,3 +113,46 @@ export function decodeEnv(
     env_incomplete: (flags & KRSI_EXEC_ENV_INCOMPLETE) !== 0,
   };
 }
+
+// --- The events (docs/events.md) ---------------------------------------------
+
+export const ExecSchema = z
+  .object({
+    path: z.string().describe('full path of the executed file, as bpf_d_path resolves it; empty if unresolved'),
+    path_base64: base64.optional(),
+    path_unresolved: z.boolean(),
+    filename: z.string().describe('the name execve() was given (a symlink, a relative path)'),
+    filename_base64: base64.optional(),
+    filename_truncated: z.boolean(),
+    dev: z.string().regex(/^\d+:\d+$/, 'major:minor').describe('device of the file system holding the file'),
+    ino: u64String.describe('inode number of the file'),
+    argc: u32.describe('argument count of the exec, which argv may not hold entirely'),
+    argv: z.array(z.string()),
+    argv_base64: z.array(base64.nullable()).optional().describe('exact bytes of each argument, present only when one is not valid UTF-8'),
+    argv_truncated: z.boolean().describe('argv lacks arguments or bytes beyond the per-event bounds'),
+    argv_unreadable: z.boolean().describe('argv could not be read from memory'),
+    fileless: z
+      .enum(['memfd', 'deleted'])
+      .nullable()
+      .optional()
+      .describe('the file is on no file system: a memfd (memfd_create), or a file without a name left (unlinked, O_TMPFILE); null otherwise'),
+    env: z
+      .record(z.string(), z.string())
+      .optional()
+      .describe('the recorded variables (LD_PRELOAD, LD_AUDIT, LD_LIBRARY_PATH unless `krsi run --env-record` says otherwise) set in the new image, by name; absent for denied execs'),
+    env_base64: z.record(z.string(), base64).optional().describe('exact bytes of the values of env that are not valid UTF-8'),
+    env_truncated: z.array(z.string()).optional().describe('names in env whose value was longer than 1023 bytes and is cut'),
+    env_incomplete: z.boolean().optional().describe('the environment was larger than the 128 KiB krsi reads: a variable past it may be missing from env'),
+    env_mismatch: z
+      .boolean()
+      .optional()
+      .describe("the new image's environment made the policy decide otherwise than bprm_check_security did on the caller's memory (rewritten meanwhile): the process was killed, or given AT_SECURE"),
+    hash_missing: z.boolean().optional().describe('a sha256 selector needed the file\'s digest and none was known yet (no IMA): the agent computes it now'),
+  })
+  .strict();
+
+export const ExecEventSchema = hookEventSchema('exec', {
+  exec: ExecSchema,
+});
+
+export type ExecEvent = z.infer<typeof ExecEventSchema>;

@@ -1,10 +1,10 @@
 // File records (struct krsi_file_event) into file_open and file_unlink events.
+import { z } from 'zod';
 import { KRSI_FILE_PATH_UNRESOLVED, KRSI_FILE_RENAME, KRSI_FILE_SELF, decodeKrsiFileEvent } from '../abi/generated.js';
 import type { DecodeContext } from './decode.js';
 import { formatDevice, fromKernelDev } from './devices.js';
 import { decodeHookHead, regions, textField } from './hook-common.js';
-import type { FileOpenEvent, FileUnlinkEvent, OpenedFileSchema } from './schema.js';
-import type { z } from 'zod';
+import { base64, device, hookEventSchema, u32, u64String } from './event-parts.js';
 
 // open(2) flags as x86-64 (and most architectures) number them; the access
 // mode (O_RDONLY 0, O_WRONLY 1, O_RDWR 2) is the low two bits.
@@ -88,3 +88,41 @@ export function decodeFileUnlinkRecord(view: DataView, ctx: DecodeContext): File
     file: { ...file, operation: (raw.flags & KRSI_FILE_RENAME) !== 0 ? 'rename' : 'unlink', self_delete: (raw.flags & KRSI_FILE_SELF) !== 0 },
   };
 }
+
+// --- The events (docs/events.md) ---------------------------------------------
+
+export const OpenedFileSchema = z
+  .object({
+    path: z.string().describe('full path of the file, as bpf_d_path resolves it; empty if unresolved'),
+    path_base64: base64.optional(),
+    path_unresolved: z.boolean(),
+    dev: device.describe('device of the file system holding the file'),
+    ino: u64String.describe('inode number of the file'),
+    flags: u32.describe('open flags (f_flags: O_* as open(2) took them)'),
+    flag_names: z.array(z.string()).describe('names of the flags set (O_WRONLY, O_CREAT, ...); unknown bits as 0x... hex'),
+    access: z.array(z.enum(['read', 'write', 'exec'])).describe('what the open grants (f_mode): exec for an executable being loaded'),
+  })
+  .strict();
+
+export const FileOpenEventSchema = hookEventSchema('file_open', {
+  file: OpenedFileSchema,
+});
+
+export const UnlinkedFileSchema = z
+  .object({
+    path: z.string().describe('full path of the name being removed, relative to the process root; empty if unresolved'),
+    path_base64: base64.optional(),
+    path_unresolved: z.boolean(),
+    dev: device.describe('device of the file system holding the file'),
+    ino: u64String.describe('inode number of the file'),
+    operation: z.enum(['unlink', 'rename']).optional().describe('unlink(2), or a rename(2) that replaces the file (its name goes to another file)'),
+    self_delete: z.boolean().optional().describe("the file is the acting process's own executable: it deletes or replaces itself"),
+  })
+  .strict();
+
+export const FileUnlinkEventSchema = hookEventSchema('file_unlink', {
+  file: UnlinkedFileSchema,
+});
+
+export type FileOpenEvent = z.infer<typeof FileOpenEventSchema>;
+export type FileUnlinkEvent = z.infer<typeof FileUnlinkEventSchema>;

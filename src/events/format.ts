@@ -1,7 +1,17 @@
 // Event stream renderings: JSON lines (the stable interface) and a readable
 // line per event for people at a terminal.
-import type { KrsiEvent, PolicyOutcome } from './schema.js';
-import { printable } from './text.js';
+import { FAMILY_EVENTS } from '../families/index.js';
+import type { KrsiEvent, PolicyHookEvent, PolicyOutcome } from './schema.js';
+import { printable, quoteArg } from './text.js';
+
+/** What each policy hook's event is about, in words (its family's `what`). */
+const WHAT = new Map(
+  FAMILY_EVENTS.flatMap((e) => {
+    const what = e.what;
+    const kind = (e.schema as unknown as { shape: { kind: { value: string } } }).shape.kind.value;
+    return what ? [[kind, (event: PolicyHookEvent) => what.call(e, event)] as const] : [];
+  }),
+);
 
 export type EventFormat = 'json' | 'text';
 
@@ -9,10 +19,6 @@ export function formatJson(event: KrsiEvent): string {
   return JSON.stringify(event);
 }
 
-function quoteArg(arg: string): string {
-  const safe = printable(arg);
-  return /^[\w@%+=:,./-]+$/.test(safe) ? safe : `'${safe.replace(/'/g, `'\\''`)}'`;
-}
 
 /** ` by policy/rule (killed)` and `[would deny: ...; audit: ...]` of a decision. */
 function decidedBy(pol: PolicyOutcome): { rule: string; notes: string } {
@@ -31,6 +37,13 @@ function decidedBy(pol: PolicyOutcome): { rule: string; notes: string } {
 
 export function formatText(event: KrsiEvent): string {
   const clock = event.time.slice(11, 23);
+  const what = WHAT.get(event.kind);
+  if (what && event.kind !== 'exec' && 'policy' in event) {
+    const p = event.process;
+    const verdict = event.decision === 'denied' ? 'DENIED ' : 'allowed';
+    const { rule, notes } = decidedBy(event.policy);
+    return `${clock} ${event.kind} ${verdict} pid=${p.pid} uid=${p.uid} comm=${quoteArg(p.comm)} ${what(event)}${rule}${notes}`;
+  }
   switch (event.kind) {
     case 'exec': {
       const p = event.process;
@@ -68,59 +81,6 @@ export function formatText(event: KrsiEvent): string {
         .join('; ');
       return `${clock} reaction ${event.reaction.policy}/${event.reaction.name} to ${event.trigger.policy}/${event.trigger.rule} (pid ${event.trigger.pid}): ${acts || 'nothing done'} in ${event.latency_us} µs${event.errors.length ? ` [${event.errors.join('; ')}]` : ''}`;
     }
-    case 'file_open':
-    case 'file_unlink':
-    case 'mount':
-    case 'module_load':
-    case 'connect':
-    case 'mmap_exec':
-    case 'ptrace':
-    case 'bpf':
-    case 'setid': {
-      const p = event.process;
-      const verdict = event.decision === 'denied' ? 'DENIED ' : 'allowed';
-      const { rule, notes } = decidedBy(event.policy);
-      let what: string;
-      switch (event.kind) {
-        case 'file_open':
-          what = `${printable(event.file.path)} (${event.file.flag_names.join('|')})`;
-          break;
-        case 'file_unlink':
-          what = `${printable(event.file.path)}${event.file.operation === 'rename' ? ' (replaced by a rename)' : ''}${event.file.self_delete ? ' [its own executable]' : ''}`;
-          break;
-        case 'mmap_exec':
-          what = `${printable(event.program.path) || '?'} maps ${printable(event.library.path) || `${event.library.dev}:${event.library.ino}`} executable (${event.mmap.source})`;
-          break;
-        case 'ptrace': {
-          const t = event.ptrace.target;
-          what = `${event.ptrace.request} ${event.ptrace.request === 'traceme' ? 'by parent ' : ''}pid=${t.pid} uid=${t.uid} comm=${quoteArg(t.comm)} ${printable(t.exe)}`;
-          break;
-        }
-        case 'bpf':
-          what = `prog_load ${event.bpf.prog_type} ${quoteArg(event.bpf.prog_name)} (${event.bpf.insn_count} insns)`;
-          break;
-        case 'setid': {
-          const k = event.setid.kind;
-          const before = k === 'uid' ? event.setid.old.euid : event.setid.old.egid;
-          const after = k === 'uid' ? event.setid.new.euid : event.setid.new.egid;
-          what = `${event.setid.call} e${k} ${before} -> ${after}`;
-          break;
-        }
-        case 'mount':
-          what = `${printable(event.mount.fstype)} ${event.mount.source === null ? '(source unknown)' : quoteArg(event.mount.source)} on ${event.mount.mountpoint === null ? '?' : printable(event.mount.mountpoint)} dev=${event.mount.device}${event.mount.bus === null ? '' : ` bus=${event.mount.bus.join(',') || '-'}${event.mount.removable ? ' removable' : ''}`}`;
-          break;
-        case 'module_load':
-          what = `${event.module.name === null ? '(unknown name)' : printable(event.module.name)} from ${event.module.path === null ? event.module.source : printable(event.module.path)} sha256=${event.module.sha256 ?? '?'}`;
-          break;
-        case 'connect':
-          what =
-            event.connect.address === null
-              ? `${event.connect.family} ${event.connect.socket_type}`
-              : `${event.connect.family === 'inet6' ? `[${event.connect.address}]` : event.connect.address}:${event.connect.port} ${event.connect.socket_type}`;
-          break;
-      }
-      return `${clock} ${event.kind} ${verdict} pid=${p.pid} uid=${p.uid} comm=${quoteArg(p.comm)} ${what}${rule}${notes}`;
-    }
     case 'module_hidden': {
       const p = event.process;
       return `${clock} MODULE HIDDEN: ${printable(event.module.name)} is missing from ${event.module.missing_from.join(' and ')}${event.module.taints.length ? ` (taints ${event.module.taints.join('')})` : ''}${p ? `; loaded by pid=${p.pid} uid=${p.uid} comm=${quoteArg(p.comm)}` : ''}${event.module.loaded_at ? ` at ${event.module.loaded_at}` : ''}`;
@@ -131,6 +91,8 @@ export function formatText(event: KrsiEvent): string {
         .join('; ');
       return `${clock} agent ${event.state} on Linux ${event.kernel}: ${event.programs.length} programs, policy generation ${event.generation}; received ${event.received}${hooks ? `; ${hooks}` : ''}`;
     }
+    default:
+      throw new Error(`no text for a ${event.kind} event: its family has no \`what\``);
   }
 }
 

@@ -5,7 +5,7 @@ import { isoNs } from './clock.js';
 import type { DecodeContext } from './decode.js';
 import { decodeProcess } from './exec.js';
 import { decodePolicyOutcome } from './policy-outcome.js';
-import { SCHEMA_VERSION, type PolicyOutcome, type ProcessInfo } from './schema.js';
+import { SCHEMA_VERSION, type PolicyOutcome, type ProcessInfo } from './event-parts.js';
 import { cString, decodeText } from './text.js';
 
 export interface HookEventHead<K extends string> {

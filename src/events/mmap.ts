@@ -1,5 +1,6 @@
 // mmap_exec records (struct krsi_mmap_event) into mmap_exec events: which
 // program (the acting process's executable) mapped which file executable.
+import { z } from 'zod';
 import {
   KRSI_MMAP_EXE_UNRESOLVED,
   KRSI_MMAP_FROM_MPROTECT,
@@ -11,7 +12,7 @@ import {
 import type { DecodeContext } from './decode.js';
 import { formatDevice, fromKernelDev } from './devices.js';
 import { decodeHookHead, regions, textField } from './hook-common.js';
-import type { MmapExecEvent } from './schema.js';
+import { base64, device, hookEventSchema, u32, u64String } from './event-parts.js';
 
 const PROT_BITS: ReadonlyArray<[number, 'read' | 'write' | 'exec']> = [
   [0x1, 'read'],
@@ -51,3 +52,34 @@ export function decodeMmapRecord(view: DataView, ctx: DecodeContext): MmapExecEv
     },
   };
 }
+
+// --- The events (docs/events.md) ---------------------------------------------
+
+const FileIdentitySchema = {
+  path: z.string().describe('full path, relative to the process root; empty if unresolved'),
+  path_base64: base64.optional(),
+  path_unresolved: z.boolean(),
+  dev: device.describe('device of the file system holding the file'),
+  ino: u64String.describe('inode number of the file'),
+};
+
+export const MmapExecEventSchema = hookEventSchema('mmap_exec', {
+  library: z
+    .object({
+      ...FileIdentitySchema,
+      sha256: z.string().regex(/^[0-9a-f]{64}$/).nullable().describe('its sha256, when known (IMA, or the agent without it)'),
+      hash_missing: z.boolean().optional().describe('a sha256 selector needed the digest and none was known yet'),
+    })
+    .strict()
+    .describe('the file mapped executable'),
+  program: z.object(FileIdentitySchema).strict().describe("the program that maps it: the acting process's executable"),
+  mmap: z
+    .object({
+      source: z.enum(['mmap', 'mprotect']).describe('mmap(2) with PROT_EXEC, or mprotect(2) adding PROT_EXEC'),
+      prot: z.array(z.enum(['read', 'write', 'exec'])),
+      flags: u32.describe('mmap flags (MAP_*); 0 for mprotect'),
+    })
+    .strict(),
+});
+
+export type MmapExecEvent = z.infer<typeof MmapExecEventSchema>;

@@ -1,6 +1,7 @@
 // Module records (struct krsi_module_event) into module_load events, and the
 // module tracepoints' records (struct krsi_module_state_event) into what the
 // agent's tracker of loaded modules needs (src/agent/module-watch.ts).
+import { z } from 'zod';
 import {
   KRSI_MODULE_FROM_FILE,
   KRSI_MODULE_NAME_UNKNOWN,
@@ -15,8 +16,8 @@ import type { DecodeContext } from './decode.js';
 import { formatDevice, fromKernelDev } from './devices.js';
 import { decodeProcess } from './exec.js';
 import { decodeHookHead, regions, textField } from './hook-common.js';
-import type { ModuleLoadEvent, ProcessInfo } from './schema.js';
 import { cString, decodeText } from './text.js';
+import { ProcessSchema, SCHEMA_VERSION, base64, device, hookEventSchema, u64String, type ProcessInfo } from './event-parts.js';
 
 export function decodeModuleRecord(view: DataView, ctx: DecodeContext): ModuleLoadEvent {
   const raw = decodeKrsiModuleEvent(view);
@@ -96,3 +97,52 @@ export function taintLetters(taints: bigint): string[] {
   }
   return out;
 }
+
+// --- The events (docs/events.md) ---------------------------------------------
+
+export const ModuleSchema = z
+  .object({
+    name: z.string().nullable().describe('file loads: the file name without .ko and compression suffix; memory loads: the name in the image; null if unknown'),
+    name_base64: base64.optional(),
+    source: z.enum(['file', 'memory']).describe('finit_module(2) of a file, or init_module(2) of an image in memory'),
+    path: z.string().nullable().describe('full path of the module file; null for memory loads or when unresolved'),
+    path_base64: base64.optional(),
+    dev: device.nullable().describe('device of the file system holding the file (file loads)'),
+    ino: u64String.nullable().describe('inode number of the file (file loads)'),
+    sha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .nullable()
+      .describe("SHA-256 of the module's bytes as the kernel got them: the file (file loads, IMA's digest) or the image (memory loads); null if it could not be taken"),
+    size: z.number().int().min(0).describe('bytes of the file (file loads) or of the image (memory loads)'),
+  })
+  .strict();
+
+export const ModuleLoadEventSchema = hookEventSchema('module_load', {
+  module: ModuleSchema,
+});
+
+export const ModuleHiddenEventSchema = z
+  .object({
+    schema: z.literal(SCHEMA_VERSION),
+    kind: z.literal('module_hidden'),
+    time: z.string().describe('when the agent noticed'),
+    module: z
+      .object({
+        name: z.string().describe("the module's name, as the kernel's module_load tracepoint saw it"),
+        name_base64: base64.optional(),
+        loaded_at: z.string().nullable().describe('when the kernel formed it (RFC 3339); null for a module loaded before the agent started'),
+        taints: z.array(z.string()).describe('its taint flags at load: O (out of tree), E (unsigned), ...'),
+        missing_from: z
+          .array(z.enum(['proc_modules', 'sysfs']))
+          .min(1)
+          .describe('/proc/modules (the kernel\'s module list) and /sys/module (its sysfs object): where it is gone from'),
+      })
+      .strict(),
+    process: ProcessSchema.nullable().describe('the process that loaded it; null for a module loaded before the agent started'),
+  })
+  .strict()
+  .describe('a module the kernel loaded and never freed is missing from /proc/modules or /sys/module: it hid itself');
+
+export type ModuleLoadEvent = z.infer<typeof ModuleLoadEventSchema>;
+export type ModuleHiddenEvent = z.infer<typeof ModuleHiddenEventSchema>;

@@ -1,4 +1,5 @@
 // Mount records (struct krsi_mount_event) into mount events.
+import { z } from 'zod';
 import {
   KRSI_MOUNT_API_FSCONFIG,
   KRSI_MOUNT_API_MOUNT,
@@ -11,8 +12,8 @@ import {
 import type { DecodeContext } from './decode.js';
 import { formatDevice, fromKernelDev } from './devices.js';
 import { decodeHookHead, regions, textField } from './hook-common.js';
-import type { MountEvent } from './schema.js';
 import { decodeText } from './text.js';
+import { base64, device, hookEventSchema, u32 } from './event-parts.js';
 
 /** SB_RDONLY: the superblock is read-only. */
 const SB_RDONLY = 1;
@@ -59,3 +60,34 @@ function busNames(bytes: Uint8Array): string[] {
   }
   return out;
 }
+
+// --- The events (docs/events.md) ---------------------------------------------
+
+export const MountSchema = z
+  .object({
+    fstype: z.string().describe('file system type (sb->s_type->name): tmpfs, ext4, vfat, fuse, ...'),
+    fstype_base64: base64.optional(),
+    source: z.string().nullable().describe('the source string (mount(2) dev_name, fsconfig "source"); null when unknown'),
+    source_base64: base64.optional(),
+    source_truncated: z.boolean().describe('the source was longer than 4095 bytes and is cut'),
+    mountpoint: z.string().nullable().describe('where mount(2) mounts it; null for the new mount API (known only at move_mount)'),
+    mountpoint_base64: base64.optional(),
+    device: device.describe("the superblock's device (sb->s_dev): anonymous 0:N for tmpfs and the like"),
+    block_device: device.nullable().describe('the block device, null without one'),
+    api: z.enum(['mount', 'fsconfig', 'unknown']).describe('mount(2), or fsconfig(FSCONFIG_CMD_CREATE) of the new mount API'),
+    flags: u32.nullable().describe('mount(2) flags (MS_*); null for the new mount API'),
+    sb_flags: u32.describe('superblock flags (SB_*)'),
+    read_only: z.boolean().describe('the file system is created read-only (SB_RDONLY)'),
+    bus: z
+      .array(z.string())
+      .nullable()
+      .describe('buses of the devices above the block device, nearest first (a USB stick: scsi, usb, pci); [] for a loop device; null without a block device'),
+    removable: z.boolean().nullable().describe("the block device's disk is removable (GENHD_FL_REMOVABLE); null without a block device"),
+  })
+  .strict();
+
+export const MountEventSchema = hookEventSchema('mount', {
+  mount: MountSchema,
+});
+
+export type MountEvent = z.infer<typeof MountEventSchema>;

@@ -1,5 +1,6 @@
 // Tamper records (struct krsi_tamper_event): an attempt on the agent that
 // self-protection denied.
+import { z } from 'zod';
 import {
   KRSI_TAMPER_BPF_LINK,
   KRSI_TAMPER_BPF_LOAD,
@@ -15,7 +16,7 @@ import {
 import { isoNs } from './clock.js';
 import type { DecodeContext } from './decode.js';
 import { decodeProcess } from './exec.js';
-import { SCHEMA_VERSION, type TamperEvent } from './schema.js';
+import { ProcessSchema, SCHEMA_VERSION, u32, u64String } from './event-parts.js';
 
 export const TAMPER_ATTEMPTS = {
   [KRSI_TAMPER_SIGNAL]: 'signal',
@@ -46,3 +47,22 @@ export function decodeTamperRecord(view: DataView, ctx: DecodeContext): TamperEv
     process: decodeProcess(raw.task),
   };
 }
+
+// --- The events (docs/events.md) ---------------------------------------------
+
+export const TamperEventSchema = z
+  .object({
+    schema: z.literal(SCHEMA_VERSION),
+    kind: z.literal('tamper'),
+    time: z.string(),
+    decision: z.literal('denied'),
+    attempt: z
+      .enum(['signal', 'ptrace', 'bpf_map_fd', 'bpf_prog_fd', 'bpf_link_fd', 'bpf_pin_open', 'bpf_prog_load', 'pin_remove', 'bpffs_umount'])
+      .describe('what was tried against the agent'),
+    detail: u32.describe('the signal, the bpf command or program type, the ptrace mode'),
+    target: u64String.describe("the agent's pid, the object id, or the pin's inode"),
+    process: ProcessSchema.describe('who tried'),
+  })
+  .strict();
+
+export type TamperEvent = z.infer<typeof TamperEventSchema>;

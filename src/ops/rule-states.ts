@@ -1,4 +1,5 @@
 // Whether each rule in force is enforced, and if not, why: `krsi status`.
+import { POLICY_HOOKS } from '../families/index.js';
 import type { Policy } from '../policy/schema.js';
 
 export type RuleState = 'enforced' | 'monitor' | 'degraded' | 'inactive';
@@ -14,18 +15,7 @@ export interface RuleStatus {
 }
 
 /** The programs that decide each policy hook: the rule is in force only when they are attached. */
-export const POLICY_HOOK_PROGRAMS: Record<string, readonly string[]> = {
-  exec: ['exec_check'],
-  file_open: ['file_open'],
-  file_unlink: ['file_unlink', 'file_rename'],
-  mount: ['mount_check'],
-  module_load: ['module_read', 'module_data'],
-  connect: ['connect_check'],
-  mmap_exec: ['mmap_check', 'mprotect_check'],
-  ptrace: ['ptrace_attach', 'ptrace_traceme'],
-  bpf: ['bpf_load_check'],
-  setid: ['setuid_check', 'setgid_check'],
-};
+export const POLICY_HOOK_PROGRAMS: Readonly<Record<string, readonly string[]>> = Object.fromEntries(POLICY_HOOKS.map((h) => [h.name, h.programs]));
 
 function usesSha256(value: unknown): boolean {
   return JSON.stringify(value ?? {}).includes('"sha256"');

@@ -37,46 +37,14 @@ import {
   KRSI_CLASS_PARENT,
   KRSI_CLASS_ROWS,
   KRSI_CLASS_TARGET,
-  KRSI_DIM_ADDRESS,
-  KRSI_DIM_ANCESTOR,
   KRSI_DIM_BINARY,
-  KRSI_DIM_BUS,
-  KRSI_DIM_CGROUP,
   KRSI_DIM_COUNT,
-  KRSI_DIM_DEVICE,
-  KRSI_DIM_ENV,
-  KRSI_DIM_FILE,
-  KRSI_DIM_FILELESS,
-  KRSI_DIM_FSTYPE,
-  KRSI_DIM_GID,
   KRSI_DIM_LIBRARY,
   KRSI_DIM_LISTS_MAX,
-  KRSI_DIM_MODULE,
-  KRSI_DIM_NEW_GID,
-  KRSI_DIM_NEW_UID,
-  KRSI_DIM_PARENT,
-  KRSI_DIM_PORT,
-  KRSI_DIM_REMOVABLE,
-  KRSI_DIM_SHA256,
-  KRSI_DIM_PROG_TYPE,
-  KRSI_DIM_SELF,
-  KRSI_DIM_SOURCE,
-  KRSI_DIM_TARGET,
-  KRSI_DIM_UID,
   KRSI_LIST_STRINGS,
   KRSI_LIST_VALUES,
-  KRSI_PHOOK_BPF,
   KRSI_PHOOK_CLASSES,
-  KRSI_PHOOK_CONNECT,
   KRSI_PHOOK_COUNT,
-  KRSI_PHOOK_EXEC,
-  KRSI_PHOOK_FILE_OPEN,
-  KRSI_PHOOK_FILE_UNLINK,
-  KRSI_PHOOK_MMAP_EXEC,
-  KRSI_PHOOK_MODULE_LOAD,
-  KRSI_PHOOK_MOUNT,
-  KRSI_PHOOK_PTRACE,
-  KRSI_PHOOK_SETID,
   KRSI_PREFIX_MAX,
   KRSI_RULES_MAX,
   KRSI_STR_MAX,
@@ -84,6 +52,7 @@ import {
   type KrsiHookPolicy,
 } from '../abi/generated.js';
 import { toKernelDev } from '../events/devices.js';
+import { POLICY_HOOKS, SELECTORS } from '../families/index.js';
 import { InputError } from '../errors.js';
 import { progTypeNumber, type BpfProgTypeName } from './bpf-prog-types.js';
 import { compileGlobs, encodeDfa, DfaTooLargeError, GlobError } from './glob.js';
@@ -102,45 +71,9 @@ import {
   type Rule,
 } from './schema.js';
 
-export const HOOK_IDS: Readonly<Record<HookName, number>> = {
-  exec: KRSI_PHOOK_EXEC,
-  file_open: KRSI_PHOOK_FILE_OPEN,
-  file_unlink: KRSI_PHOOK_FILE_UNLINK,
-  mount: KRSI_PHOOK_MOUNT,
-  module_load: KRSI_PHOOK_MODULE_LOAD,
-  connect: KRSI_PHOOK_CONNECT,
-  mmap_exec: KRSI_PHOOK_MMAP_EXEC,
-  ptrace: KRSI_PHOOK_PTRACE,
-  bpf: KRSI_PHOOK_BPF,
-  setid: KRSI_PHOOK_SETID,
-};
+export const HOOK_IDS = Object.fromEntries(POLICY_HOOKS.map((h) => [h.name, h.id])) as Readonly<Record<HookName, number>>;
 
-export const DIM_IDS: Readonly<Record<keyof Match, number>> = {
-  binary: KRSI_DIM_BINARY,
-  parent: KRSI_DIM_PARENT,
-  ancestor: KRSI_DIM_ANCESTOR,
-  uid: KRSI_DIM_UID,
-  gid: KRSI_DIM_GID,
-  cgroup: KRSI_DIM_CGROUP,
-  env: KRSI_DIM_ENV,
-  file: KRSI_DIM_FILE,
-  fstype: KRSI_DIM_FSTYPE,
-  source: KRSI_DIM_SOURCE,
-  device: KRSI_DIM_DEVICE,
-  module: KRSI_DIM_MODULE,
-  address: KRSI_DIM_ADDRESS,
-  port: KRSI_DIM_PORT,
-  sha256: KRSI_DIM_SHA256,
-  bus: KRSI_DIM_BUS,
-  removable: KRSI_DIM_REMOVABLE,
-  fileless: KRSI_DIM_FILELESS,
-  self: KRSI_DIM_SELF,
-  library: KRSI_DIM_LIBRARY,
-  target: KRSI_DIM_TARGET,
-  prog_type: KRSI_DIM_PROG_TYPE,
-  new_uid: KRSI_DIM_NEW_UID,
-  new_gid: KRSI_DIM_NEW_GID,
-};
+export const DIM_IDS = Object.fromEntries(Object.entries(SELECTORS).map(([key, sel]) => [key, sel.dim])) as Readonly<Record<keyof Match, number>>;
 
 const ACTION_IDS: Readonly<Record<ActionName, number>> = {
   audit: KRSI_ACTION_AUDIT,

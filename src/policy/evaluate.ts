@@ -3,6 +3,8 @@
 // the kernel's decisions are tested against it. Same algorithm as
 // bpf/lib/policy.bpf.c: a rule matches when every selector it has matches;
 // an enforced deny or kill wins, then an enforced allow, then the default.
+import type { z } from 'zod';
+import type { Facts } from '../families/index.js';
 import { progTypeName, progTypeNumber, type BpfProgTypeName } from './bpf-prog-types.js';
 import { globToRegExp, toByteString } from './glob.js';
 import { expandPorts, setSelector } from './compile.js';
@@ -32,50 +34,12 @@ export interface BinaryFacts {
  * One event, as the kernel sees it. A field left undefined for a selector a
  * rule has means "unknown": the rule then matches neither way, except that
  * unknown lineage (binary outside exec, parent, ancestors) fails closed, as
- * in the kernel: rules that deny, kill or secure-exec match.
+ * in the kernel: rules that deny, kill or secure-exec match. Its fields are
+ * the hook families' facts (src/families/).
  */
-export interface EventFacts {
-  hook: HookName;
-  /** exec: the file being executed; other hooks: the acting process's executable. */
-  binary?: BinaryFacts;
-  parent?: BinaryFacts;
-  ancestors?: BinaryFacts[];
-  uid?: number;
-  gid?: number;
-  /** The cgroup's id and its ancestors' ids. */
-  cgroups?: bigint[];
-  /** Names of the environment variables (exec). */
-  env?: string[];
-  file?: string;
-  fstype?: string;
-  source?: string;
-  /** major:minor */
-  device?: string;
-  module?: string;
-  /** module_load: the SHA-256 of the module's bytes; unknown is on no list (`not: true` matches). */
-  sha256?: string;
-  /** mount: buses of the block device and the devices above it; [] for a device on no bus (loop). */
-  bus?: string[];
-  /** mount: the block device's disk is removable. */
-  removable?: boolean;
-  address?: string;
-  port?: number;
-  /** Whether the lock point was reached: rules with afterLockPoint are in force only then. */
-  lockPoint?: boolean;
-  /** exec: the file is a memfd or has no name left. */
-  fileless?: boolean;
-  /** file_unlink: the file is the acting process's own executable. */
-  self?: boolean;
-  /** mmap_exec: the file mapped executable. */
-  library?: BinaryFacts;
-  /** ptrace: the other process's executable. */
-  target?: BinaryFacts;
-  /** bpf: the program type (enum bpf_prog_type). */
-  prog_type?: number;
-  /** setid: the effective ids changed to. */
-  new_uid?: number;
-  new_gid?: number;
-}
+export type EventFacts = { hook: HookName } & {
+  -readonly [K in keyof Facts]?: Exclude<z.output<Facts[K]>, undefined>;
+};
 
 /** Dynamic list membership, with entries in their canonical text form. */
 export interface ListMembership {

@@ -10,6 +10,7 @@ import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, visit, type Document, type Node as YamlNode } from 'yaml';
 import { z } from 'zod';
+import { SELECTORS } from '../families/index.js';
 import { HOOKS, PolicySchema, type HookName, type ListType, type Match, type Policy } from './schema.js';
 
 export type PolicyPath = (string | number)[];
@@ -50,32 +51,9 @@ export const MAX_ERRORS_PER_FILE = 200;
 export const MAX_POLICY_FILE_BYTES = 16 * 1024 * 1024;
 
 /** Which list types each selector can reference: a list's entries must be of the kind the selector compares. */
-export const SELECTOR_LIST_TYPES: Readonly<Record<keyof Match, readonly ListType[]>> = {
-  binary: ['path', 'inode', 'sha256'],
-  parent: ['path', 'inode', 'sha256'],
-  ancestor: ['path', 'inode', 'sha256'],
-  uid: ['uid'],
-  gid: ['gid'],
-  cgroup: ['cgroup'],
-  env: ['env'],
-  file: ['path'],
-  fstype: ['fstype'],
-  source: ['path'],
-  device: ['device'],
-  module: ['module'],
-  address: ['address'],
-  port: ['port'],
-  sha256: ['sha256'],
-  bus: [],
-  removable: [],
-  fileless: [],
-  self: [],
-  library: ['path', 'inode', 'sha256'],
-  target: ['path', 'inode', 'sha256'],
-  prog_type: [],
-  new_uid: ['uid'],
-  new_gid: ['gid'],
-};
+export const SELECTOR_LIST_TYPES = Object.fromEntries(Object.entries(SELECTORS).map(([key, sel]) => [key, sel.lists as readonly ListType[]])) as Readonly<
+  Record<keyof Match, readonly ListType[]>
+>;
 
 // --- formatting ---------------------------------------------------------------
 

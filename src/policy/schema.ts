@@ -2,13 +2,16 @@
 // TypeScript builder, published as JSON Schema for editors and rendered into
 // docs/policy.md. A rule is a hook, selectors, and an action.
 import { z } from 'zod';
-import { BPF_PROG_TYPES } from './bpf-prog-types.js';
+import { POLICY_HOOKS, SELECTORS, type HookName, type SelectorName, type Selectors } from '../families/index.js';
+import { BinarySelectorSchema, PathSelectorSchema, nameSchema as name } from './selector-values.js';
+
+export { BinarySelectorSchema, CgroupSelectorSchema, InodeSchema, PathSelectorSchema, parseCidr, type Cidr } from './selector-values.js';
+export type { HookName } from '../families/index.js';
 
 export const API_VERSION = 'krsi.dev/v1' as const;
 
 /** Hooks a rule can attach to, as users name them. */
-export const HOOKS = ['exec', 'file_open', 'file_unlink', 'mount', 'module_load', 'connect', 'mmap_exec', 'ptrace', 'bpf', 'setid'] as const;
-export type HookName = (typeof HOOKS)[number];
+export const HOOKS = POLICY_HOOKS.map((h) => h.name) as unknown as readonly [HookName, ...HookName[]];
 
 export const ACTIONS = ['audit', 'allow', 'deny', 'kill', 'secureexec'] as const;
 export type ActionName = (typeof ACTIONS)[number];
@@ -20,173 +23,13 @@ export type Mode = (typeof MODES)[number];
 export const LIST_TYPES = ['path', 'inode', 'sha256', 'uid', 'gid', 'cgroup', 'env', 'fstype', 'module', 'device', 'address', 'port'] as const;
 export type ListType = (typeof LIST_TYPES)[number];
 
-const name = z
-  .string()
-  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'lower-case letters, digits and dashes, at most 63, starting and ending with a letter or digit')
-  .describe('name (lower-case letters, digits and dashes; at most 63)');
-
-// Kernel strings in policy tables are at most 255 bytes (a 256-byte key with
-// its NUL); longer ones could never match, so they are refused up front.
-const MAX_STRING_BYTES = 255;
-const boundedString = (what: string) =>
-  z
-    .string()
-    .min(1, `${what} is empty`)
-    .refine((s) => Buffer.byteLength(s) <= MAX_STRING_BYTES, `${what} is longer than ${MAX_STRING_BYTES} bytes`)
-    .refine((s) => !s.includes('\0'), `${what} contains a NUL byte`);
-
-const absolutePath = boundedString('path')
-  .refine((s) => s.startsWith('/'), 'must be an absolute path')
-  .describe('absolute path (at most 255 bytes)');
-const listRefs = z.array(name).min(1).describe('names of dynamic lists (`spec.lists`) whose entries match');
-
-const oneOrMore = <T extends z.ZodType>(item: T) => z.array(item).min(1);
-
-export const InodeSchema = z
-  .object({
-    dev: z.string().regex(/^\d+:\d+$/, 'major:minor').describe("device of the file's file system, major:minor (`stat -c %Hd:%Ld`)"),
-    ino: z
-      .union([z.number().int().min(0), z.string().regex(/^\d+$/, 'a decimal inode number')])
-      .transform((v) => BigInt(v))
-      .describe('inode number (`stat -c %i`); a decimal string above 2^53'),
-  })
-  .strict()
-  .describe('file by device and inode: {dev: "8:1", ino: 1234}');
-
-const sha256 = z
-  .string()
-  .regex(/^[0-9a-f]{64}$/, 'a sha256 digest: 64 lower-case hex digits')
-  .describe('sha256 digest (64 lower-case hex digits)');
-
-/** Path-valued dimensions: exact paths, prefixes, globs, lists. Any one matching suffices. */
-export const PathSelectorSchema = z
-  .object({
-    path: oneOrMore(absolutePath).optional().describe('exact paths'),
-    prefix: oneOrMore(absolutePath).optional().describe('path prefixes, compared byte by byte (`/tmp/` does not match `/tmpx`)'),
-    glob: oneOrMore(boundedString('glob').describe('glob (at most 255 bytes)')).optional().describe('globs: `*` within a path component, `**` across, `?`, `[a-z]`, `[!a-z]`'),
-    list: listRefs.optional(),
-    not: z.boolean().optional().describe('match when none of the above does'),
-  })
-  .strict();
-
-/** The executable: a path selector plus identities that no name can dodge. */
-export const BinarySelectorSchema = PathSelectorSchema.extend({
-  inode: oneOrMore(InodeSchema).optional().describe('files by device and inode: every name and link of them'),
-  sha256: oneOrMore(sha256).optional().describe('files by content (IMA computes the hash in the kernel)'),
-}).strict();
-
-const id = z.number().int().min(0).max(0xffff_ffff).describe('numeric id (0 to 4294967295)');
-const idSet = z.union([
-  oneOrMore(id).describe('any of these ids'),
-  z
-    .object({
-      in: oneOrMore(id).optional().describe('any of these ids'),
-      list: listRefs.optional(),
-      not: z.boolean().optional().describe('match when none of the above does'),
-    })
-    .strict(),
-]);
-
-export const CgroupSelectorSchema = z
-  .object({
-    path: oneOrMore(absolutePath).optional().describe('cgroup v2 directories (under /sys/fs/cgroup): the cgroup and all below it'),
-    id: oneOrMore(
-      z
-        .union([z.number().int().min(1), z.string().regex(/^\d+$/, 'a decimal cgroup id')])
-        .transform((v) => BigInt(v))
-        .describe('cgroup v2 id (the inode number of its directory; a decimal string above 2^53)'),
-    )
-      .optional()
-      .describe('cgroups by id: exactly these cgroups'),
-    list: listRefs.optional(),
-  })
-  .strict();
-
-/** The two forms of a set-valued selector: a list of values, or {in, list, not}. */
-const valueSet = <T extends z.ZodType>(item: T) =>
-  z.union([
-    oneOrMore(item).describe('any of these values'),
-    z
-      .object({
-        in: oneOrMore(item).optional().describe('any of these values'),
-        list: listRefs.optional(),
-        not: z.boolean().optional().describe('match when none of the above does'),
-      })
-      .strict(),
-  ]);
-
-const stringSet = (what: string) => valueSet(boundedString(what).describe(`${what} (at most 255 bytes)`));
-
-const device = z.string().regex(/^\d+:\d+$/, 'major:minor').describe('block device, major:minor (8:1)');
-
-// Bus names as the driver model has them (struct bus_type's name): usb, scsi,
-// pci, virtio, mmc, nvme's pci, ...; the kernel reads at most 15 bytes of one.
-const busName = z
-  .string()
-  .regex(/^[A-Za-z0-9_.-]{1,15}$/, 'a bus name as /sys/bus lists them (usb, scsi, pci, virtio, mmc), at most 15 characters')
-  .describe('bus name, as in /sys/bus (usb, scsi, pci, virtio, mmc)');
-const busSet = z.union([
-  oneOrMore(busName).describe('any of these buses'),
-  z
-    .object({
-      in: oneOrMore(busName).describe('any of these buses'),
-      not: z.boolean().optional().describe('match when the device is on none of them'),
-    })
-    .strict(),
-]);
-
-const cidr = z
-  .string()
-  .refine((s) => parseCidr(s) !== null, 'an IPv4 or IPv6 address, optionally with a /prefix length')
-  .describe('IPv4 or IPv6 address, or network with a /prefix length (10.0.0.0/8, 2001:db8::/32)');
-const port = z
-  .union([z.number().int().min(1).max(65535), z.string().regex(/^\d{1,5}-\d{1,5}$/, 'a port or a range like 8000-8100')])
-  .describe('port (1 to 65535), or inclusive range as a string ("8000-8100")');
-
+/** Every selector of every hook family (src/families/), each optional: a rule's match. */
 export const MatchSchema = z
-  .object({
-    binary: BinarySelectorSchema.optional().describe('exec: the file executed; other hooks: the executable of the acting process'),
-    parent: BinarySelectorSchema.optional().describe("the parent process's executable"),
-    ancestor: BinarySelectorSchema.optional().describe('the executable of any ancestor process'),
-    uid: idSet.optional().describe('real user id of the acting process'),
-    gid: idSet.optional().describe('real group id of the acting process'),
-    cgroup: CgroupSelectorSchema.optional().describe('the cgroup v2 of the acting process'),
-    env: stringSet('environment variable name').optional().describe('exec: names present in the new environment'),
-    file: PathSelectorSchema.optional().describe('file_open, file_unlink: the file; module_load: the module file'),
-    fstype: stringSet('file system type').optional().describe('mount: the file system type, e.g. vfat'),
-    source: PathSelectorSchema.optional().describe('mount: the mount source as given to mount(2)'),
-    device: valueSet(device)
-      .optional()
-      .describe('mount: the block device of the new file system'),
-    module: stringSet('module name').optional().describe('module_load: the module name (its file name without .ko and compression suffix)'),
-    sha256: valueSet(sha256)
-      .optional()
-      .describe(
-        "module_load: the SHA-256 of the module's bytes as the kernel gets them (the .ko file; for a compressed module kmod decompresses, the decompressed .ko). A digest that cannot be taken is on no list: `not: true` matches it",
-      ),
-    bus: busSet
-      .optional()
-      .describe("mount: a bus of the block device or of a device above it (a USB stick: usb, also scsi and pci); no block device: matches neither way"),
-    removable: z
-      .boolean()
-      .optional()
-      .describe("mount: whether the block device's disk is removable media (/sys/block/<disk>/removable); no block device: matches neither way"),
-    address: valueSet(cidr)
-      .optional()
-      .describe('connect: destination address or network'),
-    port: valueSet(port)
-      .optional()
-      .describe('connect: destination port'),
-    fileless: z.boolean().optional().describe('exec: true matches a file that is on no file system: a memfd, or a file already unlinked (or O_TMPFILE); false the others'),
-    self: z.boolean().optional().describe("file_unlink: true matches when the file removed or replaced is the acting process's own executable"),
-    library: BinarySelectorSchema.optional().describe('mmap_exec: the file mapped executable (a shared library, usually); sha256 from IMA, or the agent without it'),
-    target: BinarySelectorSchema.optional().describe("ptrace: the other process's executable: the tracee (attach) or the tracer (traceme)"),
-    prog_type: valueSet(z.enum(BPF_PROG_TYPES).describe('a BPF program type: kprobe, tracing, lsm, xdp, socket_filter, ... (BPF_PROG_TYPE_* in lower case)'))
-      .optional()
-      .describe('bpf: the type of the program being loaded'),
-    new_uid: idSet.optional().describe('setid: the effective user id the process changes to'),
-    new_gid: idSet.optional().describe('setid: the effective group id the process changes to'),
-  })
+  .object(
+    Object.fromEntries(Object.entries(SELECTORS).map(([key, s]) => [key, s.schema.optional().describe(s.description)])) as {
+      [K in SelectorName]: z.ZodOptional<Selectors[K]['schema']>;
+    },
+  )
   .strict();
 
 export const RateLimitSchema = z
@@ -383,86 +226,7 @@ export type ListDecl = z.output<typeof ListSchema>;
 export type Reaction = z.output<typeof ReactionSchema>;
 
 /** Which selectors each hook understands; anything else is a validation error. */
-export const HOOK_SELECTORS: Readonly<Record<HookName, readonly (keyof Match)[]>> = {
-  exec: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'env', 'fileless'],
-  file_open: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'file'],
-  file_unlink: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'file', 'self'],
-  mount: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'fstype', 'source', 'device', 'bus', 'removable'],
-  module_load: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'module', 'file', 'sha256'],
-  connect: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'address', 'port'],
-  mmap_exec: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'library'],
-  ptrace: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'target'],
-  bpf: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'prog_type'],
-  setid: ['binary', 'parent', 'ancestor', 'uid', 'gid', 'cgroup', 'new_uid', 'new_gid'],
-};
+export const HOOK_SELECTORS = Object.fromEntries(POLICY_HOOKS.map((h) => [h.name, h.selectors])) as Readonly<Record<HookName, readonly (keyof Match)[]>>;
 
 /** Which actions each hook can carry out. */
-export const HOOK_ACTIONS: Readonly<Record<HookName, readonly ActionName[]>> = {
-  exec: ['audit', 'allow', 'deny', 'kill', 'secureexec'],
-  file_open: ['audit', 'allow', 'deny', 'kill'],
-  file_unlink: ['audit', 'allow', 'deny', 'kill'],
-  mount: ['audit', 'allow', 'deny', 'kill'],
-  module_load: ['audit', 'allow', 'deny', 'kill'],
-  connect: ['audit', 'allow', 'deny', 'kill'],
-  mmap_exec: ['audit', 'allow', 'deny', 'kill'],
-  ptrace: ['audit', 'allow', 'deny', 'kill'],
-  bpf: ['audit', 'allow', 'deny', 'kill'],
-  setid: ['audit', 'allow', 'deny', 'kill'],
-};
-
-/** An address with an optional prefix length, as 16 bytes (IPv4 mapped into ::ffff:0:0/96). */
-export interface Cidr {
-  bytes: Uint8Array;
-  prefixLen: number;
-}
-
-export function parseCidr(text: string): Cidr | null {
-  const [addr, len, ...rest] = text.split('/');
-  if (addr === undefined || rest.length > 0) return null;
-  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(addr);
-  const bytes = new Uint8Array(16);
-  let max: number;
-  let offset: number;
-  if (v4) {
-    const parts = v4.slice(1).map(Number);
-    if (parts.some((p) => p > 255)) return null;
-    bytes[10] = 0xff;
-    bytes[11] = 0xff;
-    bytes.set(parts, 12);
-    max = 32;
-    offset = 96;
-  } else {
-    const words = expandIpv6(addr);
-    if (!words) return null;
-    words.forEach((w, i) => {
-      bytes[2 * i] = w >> 8;
-      bytes[2 * i + 1] = w & 0xff;
-    });
-    max = 128;
-    offset = 0;
-  }
-  let prefix = max;
-  if (len !== undefined) {
-    if (!/^\d{1,3}$/.test(len) || Number(len) > max) return null;
-    prefix = Number(len);
-  }
-  return { bytes, prefixLen: offset + prefix };
-}
-
-function expandIpv6(text: string): number[] | null {
-  if (!/^[0-9a-fA-F:]+$/.test(text) || text.split('::').length > 2) return null;
-  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
-  const parse = (s: string | undefined): number[] | null => {
-    if (s === undefined || s === '') return [];
-    const parts = s.split(':');
-    if (parts.some((p) => !/^[0-9a-fA-F]{1,4}$/.test(p))) return null;
-    return parts.map((p) => parseInt(p, 16));
-  };
-  const h = parse(head);
-  const t = parse(tail);
-  if (!h || !t) return null;
-  if (tail === undefined) return h.length === 8 ? h : null;
-  const missing = 8 - h.length - t.length;
-  if (missing < 1) return null;
-  return [...h, ...new Array<number>(missing).fill(0), ...t];
-}
+export const HOOK_ACTIONS = Object.fromEntries(POLICY_HOOKS.map((h) => [h.name, h.actions])) as Readonly<Record<HookName, readonly ActionName[]>>;

@@ -17,6 +17,7 @@ import { dirname, resolve } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import { z } from 'zod';
 import { EventFactsSchema } from '../../control/protocol.js';
+import { FACTS } from '../../families/index.js';
 import { evaluatePolicies, type Decision, type EventFacts, type ListMembership, type RuleRef, type RuleTrace } from '../../policy/evaluate.js';
 import { checkPolicy, loadPolicies, validatePolicySet, type LoadedPolicy, type PolicyError, type PolicyPath } from '../../policy/load.js';
 import { ACTIONS, parseCidr, type Cidr, type ListType, type Policy } from '../../policy/schema.js';
@@ -60,7 +61,7 @@ const FixtureSchema = z
 const KNOWN_KEYS: Array<{ at: (path: PolicyPath) => boolean; keys: string[] }> = [
   { at: (p) => p.length === 0, keys: Object.keys(FixtureSchema.shape) },
   { at: (p) => p.length === 2 && p[0] === 'cases', keys: Object.keys(CaseSchema.shape) },
-  { at: (p) => p.length === 3 && p[0] === 'cases' && p[2] === 'event', keys: ['hook', 'binary', 'parent', 'ancestors', 'uid', 'gid', 'cgroups', 'env', 'file', 'fstype', 'source', 'device', 'module', 'sha256', 'bus', 'removable', 'address', 'port', 'lockPoint', 'fileless', 'self', 'library', 'target', 'prog_type', 'new_uid', 'new_gid'] },
+  { at: (p) => p.length === 3 && p[0] === 'cases' && p[2] === 'event', keys: ['hook', ...Object.keys(FACTS)] },
   { at: (p) => p.length === 3 && p[0] === 'cases' && p[2] === 'expect', keys: Object.keys(ExpectSchema.shape) },
   { at: (p) => p.length >= 4 && p[0] === 'cases' && p[2] === 'event', keys: ['path', 'dev', 'ino', 'sha256'] },
 ];
