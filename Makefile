@@ -118,10 +118,12 @@ typecheck: node_modules/.package-lock.json
 	$(NPM_BIN)/tsc -p tsconfig.json --noEmit
 
 # Regenerate what is derived from the compiled object: the TypeScript
-# decoders (from its BTF) and the bench's empty twins (from its sections).
+# decoders and the ABI version (from its BTF), the bench's empty twins (from
+# its sections); then the objects again, which include the new version.
 abi: bpf node_modules/.package-lock.json
 	$(NPM_BIN)/tsx scripts/gen-abi.ts
 	$(NPM_BIN)/tsx scripts/gen-bench-empty.ts
+	$(MAKE) bpf
 
 # Regenerate schema/policy.schema.json and docs/policy.md (from
 # docs/policy.template.md, src/policy/schema.ts and policies/examples/).

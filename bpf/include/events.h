@@ -24,8 +24,11 @@
 #include <linux/types.h>
 #endif
 
-/* Bumped whenever a record's layout changes incompatibly. */
-#define KRSI_ABI_VERSION 3
+/*
+ * KRSI_ABI_VERSION, which every record header carries: generated from the
+ * layouts of every struct below (scripts/gen-abi.ts), never bumped by hand.
+ */
+#include "abi_version.h"
 
 #define KRSI_COMM_LEN 16
 /* bpf_d_path() writes at most PATH_MAX bytes, the trailing NUL included. */

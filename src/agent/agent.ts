@@ -34,6 +34,7 @@ import type {
   LoadedPolicySource,
 } from './control-api.js';
 import { Generations } from './generations.js';
+import { checkObjectAbi } from './abi-check.js';
 import { hooks, programsInAttachOrder } from './hooks.js';
 import { PolicyMaps } from './policy-maps.js';
 import { seedClasses } from './seed-classes.js';
@@ -252,7 +253,9 @@ export class Agent implements AgentControl {
     layout.prepare();
 
     const phases = new StartupPhases();
-    const object = native.BpfObject.openFile(opts.objectPath ?? bpfObjects.agent);
+    const objectPath = opts.objectPath ?? bpfObjects.agent;
+    checkObjectAbi(objectPath);
+    const object = native.BpfObject.openFile(objectPath);
     const agent = new Agent(object, store, opts, layout);
     phases.mark('open');
     try {

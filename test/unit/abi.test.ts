@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import * as abi from '../../src/abi/generated.js';
-import { abiConstants, abiLayouts, abiSources, generateAbiModule } from '../../scripts/lib/abi.js';
+import { abiConstants, abiLayouts, abiSources, generateAbiModule, generateVersionHeader, sharedStructs } from '../../scripts/lib/abi.js';
+import { AbiMismatchError, checkObjectAbi } from '../../src/agent/abi-check.js';
+import { abiFingerprint, abiVersionOf } from '../../src/abi/layouts.js';
 
 test('src/abi/generated.ts is what `make abi` generates from build/bpf/krsi.bpf.o', () => {
   const committed = readFileSync(abiSources.output, 'utf8');
@@ -15,24 +17,10 @@ test('src/abi/generated.ts is what `make abi` generates from build/bpf/krsi.bpf.
 test('every struct of events.h has a layout in the decoders that matches its BTF', () => {
   const layouts = abiLayouts();
   const names = layouts.map((l) => l.name);
-  for (const expected of [
-    'krsi_event_header',
-    'krsi_task',
-    'krsi_exec_event',
-    'krsi_hook_stats',
-    'krsi_policy_ref',
-    'krsi_hook_policy',
-    'krsi_dim_policy',
-    'krsi_dfa_state',
-    'krsi_str_key',
-    'krsi_prefix_key',
-    'krsi_value_key',
-    'krsi_net_key',
-    'krsi_list_entry',
-    'krsi_task_ctx',
-  ]) {
-    assert.ok(names.includes(expected), `struct ${expected} is missing from the object's BTF`);
+  for (const expected of sharedStructs()) {
+    assert.ok(names.includes(expected), `struct ${expected} of events.h is missing from the object's BTF: name it in a program`);
   }
+  assert.deepEqual([...abi.KRSI_ABI_STRUCTS], sharedStructs(), 'the fingerprint must cover every struct of events.h');
   const generated = abi as unknown as Record<string, { name: string; size: number; fields: Record<string, { offset: number; size: number }> }>;
   for (const layout of layouts) {
     const tsName = `${layout.name.replace(/(^|_)([a-z0-9])/g, (_, __, c: string) => c.toUpperCase())}Layout`;
@@ -61,4 +49,24 @@ test('constants come from events.h', () => {
   assert.equal(constants.get('KRSI_EXEC_DATA_MAX'), abi.KRSI_PATH_MAX + abi.KRSI_FILENAME_MAX + 2 * abi.KRSI_ARGS_MAX);
   assert.equal(abi.KRSI_EXEC_ARGV_TRUNCATED, 1);
   assert.equal(abi.KrsiExecEventLayout.fields.data.size, abi.KRSI_EXEC_DATA_MAX + abi.KRSI_EXEC_ENV_DATA_MAX);
+});
+
+test('KRSI_ABI_VERSION is the fingerprint of the layouts, and bpf/include/abi_version.h is current', () => {
+  assert.equal(readFileSync(abiSources.versionHeader, 'utf8'), generateVersionHeader(), 'abi_version.h is stale: run `make abi`');
+  assert.equal(abi.KRSI_ABI_VERSION, abiVersionOf(abi.KRSI_ABI_FINGERPRINT));
+});
+
+test('a change to any shared layout changes the fingerprint', () => {
+  const layouts = abiLayouts();
+  const structs = sharedStructs();
+  const base = abiFingerprint(layouts, structs);
+  for (const name of structs) {
+    const changed = layouts.map((l) => (l.name === name ? { ...l, fields: l.fields.map((f, i) => (i === 0 ? { ...f, name: `${f.name}_renamed` } : f)) } : l));
+    assert.notEqual(abiFingerprint(changed, structs), base, `struct ${name}`);
+  }
+});
+
+test('the agent refuses an object whose BTF does not share its ABI', () => {
+  checkObjectAbi(`${abiSources.root}${abiSources.object}`);
+  assert.throws(() => checkObjectAbi(`${abiSources.root}build/bpf/probe.bpf.o`), AbiMismatchError);
 });
