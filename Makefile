@@ -126,10 +126,12 @@ abi: bpf node_modules/.package-lock.json
 	$(MAKE) bpf
 
 # Regenerate schema/policy.schema.json and docs/policy.md (from
-# docs/policy.template.md, src/policy/schema.ts and policies/examples/).
+# docs/policy.template.md, src/policy/schema.ts and policies/examples/), and
+# docs/events.md (from docs/events.template.md and the event schemas).
 docs: node_modules/.package-lock.json
 	$(NPM_BIN)/tsx scripts/gen-policy-schema.ts
 	$(NPM_BIN)/tsx scripts/gen-policy-docs.ts
+	$(NPM_BIN)/tsx scripts/gen-events-docs.ts
 
 # Regenerate the pinned vmlinux.h from the oldest supported kernel's BTF.
 vmlinux: build

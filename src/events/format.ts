@@ -1,5 +1,6 @@
 // Event stream renderings: JSON lines (the stable interface) and a readable
 // line per event for people at a terminal.
+import { eventKind } from '../families/family.js';
 import { FAMILY_EVENTS } from '../families/index.js';
 import type { KrsiEvent, PolicyHookEvent, PolicyOutcome } from './schema.js';
 import { printable, quoteArg } from './text.js';
@@ -8,8 +9,7 @@ import { printable, quoteArg } from './text.js';
 const WHAT = new Map(
   FAMILY_EVENTS.flatMap((e) => {
     const what = e.what;
-    const kind = (e.schema as unknown as { shape: { kind: { value: string } } }).shape.kind.value;
-    return what ? [[kind, (event: PolicyHookEvent) => what.call(e, event)] as const] : [];
+    return what ? [[eventKind(e.schema), (event: PolicyHookEvent) => what.call(e, event)] as const] : [];
   }),
 );
 

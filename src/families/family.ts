@@ -109,3 +109,10 @@ export function defineFamily<const F extends HookFamily>(family: F): F {
 export function eventSpec<E extends z.ZodType>(spec: EventSpec<E>): EventSpec<E> {
   return spec;
 }
+
+/** The event kind a schema is for: its `kind` literal. */
+export function eventKind(schema: z.ZodType): string {
+  const kind = (schema as unknown as { shape?: { kind?: { value?: unknown } } }).shape?.kind?.value;
+  if (typeof kind !== 'string') throw new Error('an event schema without a kind literal');
+  return kind;
+}
