@@ -9,14 +9,13 @@
  * another enforces a rule that denies its loads cannot load.
  */
 #include "common.h"
+#include "hook.h"
 #include "maps.h"
 #include "outcome.h"
 #include "policy.h"
 #include "task.h"
 
 char LICENSE[] SEC("license") = "GPL";
-
-#define BPF_PROG_LOAD_CMD 5
 
 SEC("lsm/bpf")
 int BPF_PROG(bpf_load_check, int cmd, union bpf_attr *attr, unsigned int size, int ret)
@@ -30,11 +29,9 @@ int BPF_PROG(bpf_load_check, int cmd, union bpf_attr *attr, unsigned int size, i
 
 	if (ret)
 		return ret;
-	if (cmd != BPF_PROG_LOAD_CMD)
+	if (cmd != BPF_PROG_LOAD)
 		return 0;
-	stats = hook_stats(KRSI_HOOK_BPF);
-	if (stats)
-		stats->seen++;
+	stats = hook_enter(KRSI_HOOK_BPF);
 	st = policy_state();
 	if (!st)
 		return 0;
@@ -55,10 +52,7 @@ int BPF_PROG(bpf_load_check, int cmd, union bpf_attr *attr, unsigned int size, i
 
 	ref = st->ref;
 	verdict = outcome_enforce(&ref, stats);
-	e.hdr.type = KRSI_EVENT_BPF;
-	e.hdr.abi = KRSI_ABI_VERSION;
-	e.hdr.size = sizeof(e);
-	e.hdr.time_ns = bpf_ktime_get_ns();
+	record_begin_sized(&e.hdr, KRSI_EVENT_BPF, sizeof(e));
 	fill_task(&e.task);
 	e.policy = ref;
 	e.cmd = cmd;

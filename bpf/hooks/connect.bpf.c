@@ -15,6 +15,7 @@
  */
 #include "common.h"
 #include <bpf/bpf_endian.h>
+#include "hook.h"
 #include "maps.h"
 #include "outcome.h"
 #include "policy.h"
@@ -79,9 +80,7 @@ int BPF_PROG(connect_check, struct socket *sock, struct sockaddr *address, int a
 
 	if (ret)
 		return ret;
-	stats = hook_stats(KRSI_HOOK_SOCKET_CONNECT);
-	if (stats)
-		stats->seen++;
+	stats = hook_enter(KRSI_HOOK_SOCKET_CONNECT);
 	st = policy_state();
 	if (!st)
 		return 0;
@@ -122,10 +121,7 @@ int BPF_PROG(connect_check, struct socket *sock, struct sockaddr *address, int a
 		return verdict;
 	if (!read)
 		known = read_destination(st, address, addrlen, &family, &port);
-	e->hdr.type = KRSI_EVENT_CONNECT;
-	e->hdr.abi = KRSI_ABI_VERSION;
-	e->hdr.size = sizeof(*e);
-	e->hdr.time_ns = bpf_ktime_get_ns();
+	record_begin_sized(&e->hdr, KRSI_EVENT_CONNECT, sizeof(*e));
 	fill_task(&e->task);
 	e->policy = ref;
 	__builtin_memcpy(e->addr, st->net.addr, sizeof(e->addr));

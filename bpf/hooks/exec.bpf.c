@@ -20,6 +20,7 @@
  * non-sleepable program may use a per-CPU scratch record safely.
  */
 #include "common.h"
+#include "hook.h"
 #include "maps.h"
 #include "policy.h"
 #include "task.h"
@@ -202,9 +203,7 @@ static __always_inline __u64 fill_exec(struct krsi_exec_event *e, struct policy_
 	long n;
 	char last;
 
-	e->hdr.type = KRSI_EVENT_EXEC;
-	e->hdr.abi = KRSI_ABI_VERSION;
-	e->hdr.time_ns = bpf_ktime_get_ns();
+	record_begin(&e->hdr, KRSI_EVENT_EXEC);
 	fill_task(&e->task);
 	e->ino = file->f_inode->i_ino;
 	e->dev = file->f_inode->i_sb->s_dev;
@@ -419,9 +418,9 @@ int BPF_PROG(exec_hash, struct linux_binprm *bprm, int ret)
 		return 0;
 	}
 	algo = bpf_ima_file_hash(file, xctx->sha256, sizeof(xctx->sha256));
-	/* enum hash_algo: HASH_ALGO_SHA256 is 4; any other digest cannot match. */
-	xctx->hash_state = algo == 4 ? KRSI_HASH_VALID : KRSI_HASH_UNAVAILABLE;
-	if (algo == 4)
+	/* Any digest but a sha256 cannot match a selector. */
+	xctx->hash_state = algo == HASH_ALGO_SHA256 ? KRSI_HASH_VALID : KRSI_HASH_UNAVAILABLE;
+	if (algo == HASH_ALGO_SHA256)
 		content_store(file->f_inode, xctx->sha256);
 	return 0;
 }
@@ -530,7 +529,7 @@ static __always_inline int env_backstop(struct policy_eval *st, struct krsi_exec
 SEC("lsm/bprm_committed_creds")
 int BPF_PROG(exec_committed, struct linux_binprm *bprm)
 {
-	struct krsi_hook_stats *stats = hook_stats(KRSI_HOOK_BPRM_COMMITTED);
+	struct krsi_hook_stats *stats;
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct krsi_policy_needs *needs;
 	struct exec_inflight *inflight;
@@ -543,8 +542,7 @@ int BPF_PROG(exec_committed, struct linux_binprm *bprm)
 	__u64 base, size;
 	int changed = 0;
 
-	if (stats)
-		stats->seen++;
+	stats = hook_enter(KRSI_HOOK_BPRM_COMMITTED);
 	e = bpf_map_lookup_elem(&exec_scratch, &zero);
 	st = policy_state();
 	if (!e || !st)

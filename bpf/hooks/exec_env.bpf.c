@@ -21,6 +21,7 @@
  * bprm_check_security against the environment the image really got.
  */
 #include "common.h"
+#include "hook.h"
 #include "maps.h"
 #include "policy.h"
 #include "exec_env.h"
@@ -251,7 +252,6 @@ static long string_step(__u32 i, void *ctx)
 SEC("lsm.s/bprm_committed_creds")
 int BPF_PROG(exec_env_scan, struct linux_binprm *bprm)
 {
-	struct krsi_hook_stats *stats = hook_stats(KRSI_HOOK_EXEC_ENV);
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct krsi_policy_needs *needs;
 	struct env_ctx wrap = {};
@@ -263,8 +263,7 @@ int BPF_PROG(exec_env_scan, struct linux_binprm *bprm)
 	needs = bpf_map_lookup_elem(&policy_needs, &zero);
 	if (!cfg_env_record && !(needs && needs->env_backstop))
 		return 0;
-	if (stats)
-		stats->seen++;
+	hook_enter(KRSI_HOOK_EXEC_ENV);
 	inflight = bpf_task_storage_get(&exec_ctx, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!inflight)
 		return 0;

@@ -19,6 +19,7 @@
  * audit), never for every open.
  */
 #include "common.h"
+#include "hook.h"
 #include "maps.h"
 #include "outcome.h"
 #include "policy.h"
@@ -51,9 +52,7 @@ static __always_inline void copy_path(struct krsi_file_event *e, struct policy_e
 
 static __always_inline void fill_file(struct krsi_file_event *e, __u16 type, struct inode *inode)
 {
-	e->hdr.type = type;
-	e->hdr.abi = KRSI_ABI_VERSION;
-	e->hdr.time_ns = bpf_ktime_get_ns();
+	record_begin(&e->hdr, type);
 	fill_task(&e->task);
 	e->ino = inode ? BPF_CORE_READ(inode, i_ino) : 0;
 	e->dev = inode ? BPF_CORE_READ(inode, i_sb, s_dev) : 0;
@@ -83,9 +82,7 @@ int BPF_PROG(file_open, struct file *file, int ret)
 	/* An earlier LSM program already refused: its decision stands. */
 	if (ret)
 		return ret;
-	stats = hook_stats(KRSI_HOOK_FILE_OPEN);
-	if (stats)
-		stats->seen++;
+	stats = hook_enter(KRSI_HOOK_FILE_OPEN);
 	/* A file opened for writing may change: its cached digest goes. */
 	if ((file->f_mode & FMODE_WRITE) && content_in_use())
 		content_invalidate(file->f_inode);
@@ -204,9 +201,7 @@ int BPF_PROG(file_unlink, const struct path *dir, struct dentry *dentry, int ret
 
 	if (ret)
 		return ret;
-	stats = hook_stats(KRSI_HOOK_PATH_UNLINK);
-	if (stats)
-		stats->seen++;
+	stats = hook_enter(KRSI_HOOK_PATH_UNLINK);
 	return unlink_decide(stats, dentry, dir->mnt, 0, own_executable(dentry->d_inode));
 }
 
@@ -231,9 +226,7 @@ int BPF_PROG(file_rename, const struct path *old_dir, struct dentry *old_dentry,
 	victim = new_dentry->d_inode;
 	if (!victim)
 		return 0;
-	stats = hook_stats(KRSI_HOOK_PATH_RENAME);
-	if (stats)
-		stats->seen++;
+	stats = hook_enter(KRSI_HOOK_PATH_RENAME);
 	self = own_executable(victim) || ((flags & RENAME_EXCHANGE) && own_executable(old_dentry->d_inode));
 	return unlink_decide(stats, new_dentry, new_dir->mnt, KRSI_FILE_RENAME, self);
 }

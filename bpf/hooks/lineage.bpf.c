@@ -10,17 +10,16 @@
  * meanwhile (fail closed, bpf/lib/policy.bpf.c).
  */
 #include "common.h"
+#include "hook.h"
 #include "maps.h"
 #include "policy.h"
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(lineage_fork, struct task_struct *parent, struct task_struct *child)
 {
-	struct krsi_hook_stats *stats = hook_stats(KRSI_HOOK_TASK_FORK);
 	struct krsi_task_ctx *pctx, *cctx;
 
-	if (stats)
-		stats->seen++;
+	hook_enter(KRSI_HOOK_TASK_FORK);
 	if (parent->flags & PF_KTHREAD) {
 		/*
 		 * A usermode helper (modprobe, core_pattern, hotplug): its

@@ -17,6 +17,7 @@
  * made by an mmap that filled it.
  */
 #include "common.h"
+#include "hook.h"
 #include "maps.h"
 #include "outcome.h"
 #include "policy.h"
@@ -112,9 +113,7 @@ static __always_inline int mmap_decide(struct krsi_hook_stats *stats, struct fil
 	e = bpf_map_lookup_elem(&mmap_scratch, &zero);
 	if (!e)
 		return verdict;
-	e->hdr.type = KRSI_EVENT_MMAP_EXEC;
-	e->hdr.abi = KRSI_ABI_VERSION;
-	e->hdr.time_ns = bpf_ktime_get_ns();
+	record_begin(&e->hdr, KRSI_EVENT_MMAP_EXEC);
 	fill_task(&e->task);
 	e->policy = ref;
 	e->ino = BPF_CORE_READ(inode, i_ino);
@@ -162,9 +161,7 @@ int BPF_PROG(mmap_check, struct file *file, unsigned long reqprot, unsigned long
 		return ret;
 	if (!file || !(prot & PROT_EXEC))
 		return 0;
-	stats = hook_stats(KRSI_HOOK_MMAP_FILE);
-	if (stats)
-		stats->seen++;
+	stats = hook_enter(KRSI_HOOK_MMAP_FILE);
 	return mmap_decide(stats, file, prot, flags, KRSI_MMAP_FROM_MMAP);
 }
 
@@ -181,9 +178,7 @@ int BPF_PROG(mprotect_check, struct vm_area_struct *vma, unsigned long reqprot, 
 	file = vma->vm_file;
 	if (!file)
 		return 0;
-	stats = hook_stats(KRSI_HOOK_FILE_MPROTECT);
-	if (stats)
-		stats->seen++;
+	stats = hook_enter(KRSI_HOOK_FILE_MPROTECT);
 	return mmap_decide(stats, file, prot, 0, KRSI_MMAP_FROM_MPROTECT);
 }
 
@@ -195,7 +190,7 @@ int BPF_PROG(mprotect_check, struct vm_area_struct *vma, unsigned long reqprot, 
 SEC("lsm.s/mmap_file")
 int BPF_PROG(mmap_hash, struct file *file, unsigned long reqprot, unsigned long prot, unsigned long flags, int ret)
 {
-	struct krsi_hook_stats *stats = hook_stats(KRSI_HOOK_MMAP_HASH);
+	struct krsi_hook_stats *stats;
 	struct krsi_policy_needs *needs;
 	struct inode *inode;
 	__u8 sha[32];
@@ -209,8 +204,7 @@ int BPF_PROG(mmap_hash, struct file *file, unsigned long reqprot, unsigned long 
 	needs = bpf_map_lookup_elem(&policy_needs, &zero);
 	if (!needs || !needs->library_sha256)
 		return 0;
-	if (stats)
-		stats->seen++;
+	stats = hook_enter(KRSI_HOOK_MMAP_HASH);
 	inode = file->f_inode;
 	if (content_lookup(inode))
 		return 0;
@@ -219,7 +213,7 @@ int BPF_PROG(mmap_hash, struct file *file, unsigned long reqprot, unsigned long 
 		return 0;
 	}
 	algo = bpf_ima_file_hash(file, sha, sizeof(sha));
-	if (algo == 4)		/* HASH_ALGO_SHA256 */
+	if (algo == HASH_ALGO_SHA256)
 		content_store(inode, sha);
 	return 0;
 }

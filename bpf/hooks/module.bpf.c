@@ -25,6 +25,7 @@
  * the kernel formed and freed, so that it can notice one that hides itself.
  */
 #include "common.h"
+#include "hook.h"
 #include "maps.h"
 #include "outcome.h"
 #include "policy.h"
@@ -55,9 +56,7 @@ struct {
 
 static __always_inline void fill_module(struct krsi_module_event *e, __u32 source)
 {
-	e->hdr.type = KRSI_EVENT_MODULE_LOAD;
-	e->hdr.abi = KRSI_ABI_VERSION;
-	e->hdr.time_ns = bpf_ktime_get_ns();
+	record_begin(&e->hdr, KRSI_EVENT_MODULE_LOAD);
 	fill_task(&e->task);
 	e->ino = 0;
 	e->dev = 0;
@@ -203,9 +202,7 @@ int BPF_PROG(module_read, struct file *file, enum kernel_read_file_id id, bool c
 		return ret;
 	if (id != bpf_core_enum_value(enum kernel_read_file_id, READING_MODULE))
 		return 0;
-	stats = hook_stats(KRSI_HOOK_KERNEL_READ_FILE);
-	if (stats)
-		stats->seen++;
+	stats = hook_enter(KRSI_HOOK_KERNEL_READ_FILE);
 	st = policy_state();
 	e = bpf_map_lookup_elem(&module_scratch, &zero);
 	if (!st || !e)
@@ -266,7 +263,6 @@ int BPF_PROG(module_read, struct file *file, enum kernel_read_file_id id, bool c
 SEC("lsm.s/kernel_read_file")
 int BPF_PROG(module_hash, struct file *file, enum kernel_read_file_id id, bool contents, int ret)
 {
-	struct krsi_hook_stats *stats;
 	struct module_digest *md;
 	long algo;
 
@@ -274,17 +270,15 @@ int BPF_PROG(module_hash, struct file *file, enum kernel_read_file_id id, bool c
 		return ret;
 	if (id != bpf_core_enum_value(enum kernel_read_file_id, READING_MODULE))
 		return 0;
-	stats = hook_stats(KRSI_HOOK_MODULE_HASH);
-	if (stats)
-		stats->seen++;
+	hook_enter(KRSI_HOOK_MODULE_HASH);
 	md = bpf_task_storage_get(&module_digest, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!md)
 		return 0;
 	algo = bpf_ima_file_hash(file, md->sha256, sizeof(md->sha256));
 	md->ino = file->f_inode->i_ino;
 	md->dev = file->f_inode->i_sb->s_dev;
-	/* enum hash_algo: HASH_ALGO_SHA256 is 4; any other digest is not a sha256. */
-	md->state = algo == 4 ? KRSI_HASH_VALID : KRSI_HASH_UNAVAILABLE;
+	/* Any digest but a sha256 cannot match a selector. */
+	md->state = algo == HASH_ALGO_SHA256 ? KRSI_HASH_VALID : KRSI_HASH_UNAVAILABLE;
 	return 0;
 }
 
@@ -418,9 +412,7 @@ int BPF_PROG(module_data, char *buf, loff_t size, enum kernel_load_data_id id, c
 		return ret;
 	if (id != bpf_core_enum_value(enum kernel_load_data_id, LOADING_MODULE))
 		return 0;
-	stats = hook_stats(KRSI_HOOK_KERNEL_LOAD_DATA);
-	if (stats)
-		stats->seen++;
+	stats = hook_enter(KRSI_HOOK_KERNEL_LOAD_DATA);
 	st = policy_state();
 	e = bpf_map_lookup_elem(&module_scratch, &zero);
 	if (!st || !e)
@@ -449,15 +441,11 @@ int BPF_PROG(module_data, char *buf, loff_t size, enum kernel_load_data_id id, c
 
 static __always_inline int module_state(struct module *mod, __u32 state, __u32 hook)
 {
-	struct krsi_hook_stats *stats = hook_stats(hook);
+	struct krsi_hook_stats *stats;
 	struct krsi_module_state_event e = {};
 
-	if (stats)
-		stats->seen++;
-	e.hdr.type = KRSI_EVENT_MODULE_STATE;
-	e.hdr.abi = KRSI_ABI_VERSION;
-	e.hdr.size = sizeof(e);
-	e.hdr.time_ns = bpf_ktime_get_ns();
+	stats = hook_enter(hook);
+	record_begin_sized(&e.hdr, KRSI_EVENT_MODULE_STATE, sizeof(e));
 	fill_task(&e.task);
 	e.taints = BPF_CORE_READ(mod, taints);
 	e.state = state;

@@ -28,6 +28,7 @@
  * 9p) rules with those selectors match neither way.
  */
 #include "common.h"
+#include "hook.h"
 #include "maps.h"
 #include "outcome.h"
 #include "policy.h"
@@ -285,7 +286,7 @@ static __always_inline int set_path(struct policy_eval *st, const char *src, __u
 SEC("lsm/sb_kern_mount")
 int BPF_PROG(mount_check, const struct super_block *sb, int ret)
 {
-	struct krsi_hook_stats *stats = hook_stats(KRSI_HOOK_SB_KERN_MOUNT);
+	struct krsi_hook_stats *stats;
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct mount_devinfo *info = 0;
 	struct krsi_policy_ref ref;
@@ -300,8 +301,7 @@ int BPF_PROG(mount_check, const struct super_block *sb, int ret)
 
 	if (ret)
 		return ret;
-	if (stats)
-		stats->seen++;
+	stats = hook_enter(KRSI_HOOK_SB_KERN_MOUNT);
 	st = policy_state();
 	e = bpf_map_lookup_elem(&mount_scratch, &zero);
 	if (!st || !e)
@@ -390,9 +390,7 @@ int BPF_PROG(mount_check, const struct super_block *sb, int ret)
 		goto out;
 
 	verdict = outcome_enforce(&ref, stats);
-	e->hdr.type = KRSI_EVENT_MOUNT;
-	e->hdr.abi = KRSI_ABI_VERSION;
-	e->hdr.time_ns = bpf_ktime_get_ns();
+	record_begin(&e->hdr, KRSI_EVENT_MOUNT);
 	fill_task(&e->task);
 	e->policy = ref;
 	e->dev = dev;

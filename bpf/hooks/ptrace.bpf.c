@@ -15,6 +15,7 @@
  * target selector sees through its binary classes.
  */
 #include "common.h"
+#include "hook.h"
 #include "maps.h"
 #include "outcome.h"
 #include "policy.h"
@@ -85,9 +86,7 @@ static __always_inline int ptrace_decide(struct krsi_hook_stats *stats, struct t
 	e = bpf_map_lookup_elem(&ptrace_scratch, &zero);
 	if (!e)
 		return verdict;
-	e->hdr.type = KRSI_EVENT_PTRACE;
-	e->hdr.abi = KRSI_ABI_VERSION;
-	e->hdr.time_ns = bpf_ktime_get_ns();
+	record_begin(&e->hdr, KRSI_EVENT_PTRACE);
 	fill_task(&e->task);
 	e->policy = ref;
 	fill_task_of(target, &e->target);
@@ -122,9 +121,7 @@ int BPF_PROG(ptrace_attach, struct task_struct *child, unsigned int mode, int re
 		return ret;
 	if (!(mode & PTRACE_MODE_ATTACH))
 		return 0;
-	stats = hook_stats(KRSI_HOOK_PTRACE_ACCESS);
-	if (stats)
-		stats->seen++;
+	stats = hook_enter(KRSI_HOOK_PTRACE_ACCESS);
 	return ptrace_decide(stats, child, KRSI_PTRACE_ATTACH, mode);
 }
 
@@ -135,8 +132,6 @@ int BPF_PROG(ptrace_traceme, struct task_struct *parent, int ret)
 
 	if (ret)
 		return ret;
-	stats = hook_stats(KRSI_HOOK_PTRACE_TRACEME);
-	if (stats)
-		stats->seen++;
+	stats = hook_enter(KRSI_HOOK_PTRACE_TRACEME);
 	return ptrace_decide(stats, parent, KRSI_PTRACE_TRACEME, 0);
 }

@@ -13,6 +13,7 @@
  * clears the tgid: the next agent may then open the pins and take over.
  */
 #include "common.h"
+#include "hook.h"
 #include "maps.h"
 #include "task.h"
 
@@ -70,10 +71,7 @@ static __always_inline int tamper(__u32 what, __u32 detail, __u64 target)
 	count = bpf_map_lookup_elem(&self_counters, &idx);
 	if (count)
 		__sync_fetch_and_add(count, 1);
-	e.hdr.type = KRSI_EVENT_TAMPER;
-	e.hdr.abi = KRSI_ABI_VERSION;
-	e.hdr.size = sizeof(e);
-	e.hdr.time_ns = bpf_ktime_get_ns();
+	record_begin_sized(&e.hdr, KRSI_EVENT_TAMPER, sizeof(e));
 	fill_task(&e.task);
 	e.what = what;
 	e.detail = detail;

@@ -12,6 +12,7 @@
  * change (as in every hook); new_uid and new_gid the effective ids after it.
  */
 #include "common.h"
+#include "hook.h"
 #include "maps.h"
 #include "outcome.h"
 #include "policy.h"
@@ -64,10 +65,7 @@ static __always_inline int setid_decide(struct krsi_hook_stats *stats, struct cr
 
 	ref = st->ref;
 	verdict = outcome_enforce(&ref, stats);
-	e.hdr.type = KRSI_EVENT_SETID;
-	e.hdr.abi = KRSI_ABI_VERSION;
-	e.hdr.size = sizeof(e);
-	e.hdr.time_ns = bpf_ktime_get_ns();
+	record_begin_sized(&e.hdr, KRSI_EVENT_SETID, sizeof(e));
 	fill_task(&e.task);
 	e.policy = ref;
 	e.kind = kind;
@@ -85,9 +83,7 @@ int BPF_PROG(setuid_check, struct cred *new, const struct cred *old, int flags, 
 
 	if (ret)
 		return ret;
-	stats = hook_stats(KRSI_HOOK_SETUID);
-	if (stats)
-		stats->seen++;
+	stats = hook_enter(KRSI_HOOK_SETUID);
 	return setid_decide(stats, new, old, flags, KRSI_SETID_UID);
 }
 
@@ -98,9 +94,7 @@ int BPF_PROG(setgid_check, struct cred *new, const struct cred *old, int flags, 
 
 	if (ret)
 		return ret;
-	stats = hook_stats(KRSI_HOOK_SETGID);
-	if (stats)
-		stats->seen++;
+	stats = hook_enter(KRSI_HOOK_SETGID);
 	return setid_decide(stats, new, old, flags, KRSI_SETID_GID);
 }
 

@@ -17,6 +17,7 @@
 #define KRSI_CONTENT_H
 
 #include "common.h"
+#include "hook.h"
 #include "maps.h"
 #include "policy.h"
 
@@ -147,10 +148,7 @@ static __always_inline void content_request(struct inode *inode, struct path *pa
 	r->hdr.seq = numbered.seq;
 	r->hdr.cpu = numbered.cpu;
 	r->hdr.ring = numbered.ring;
-	r->hdr.type = KRSI_EVENT_HASH_REQUEST;
-	r->hdr.abi = KRSI_ABI_VERSION;
-	r->hdr.size = sizeof(*r);
-	r->hdr.time_ns = bpf_ktime_get_ns();
+	record_begin_sized(&r->hdr, KRSI_EVENT_HASH_REQUEST, sizeof(*r));
 	r->ino = BPF_CORE_READ(inode, i_ino);
 	r->dev = BPF_CORE_READ(inode, i_sb, s_dev);
 	r->tgid = bpf_get_current_pid_tgid() >> 32;
