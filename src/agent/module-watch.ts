@@ -11,6 +11,13 @@
 // every load, and periodically. A module in the set that is missing from
 // either is reported once as a `module_hidden` event.
 //
+// Not at first sight: the load tracepoint fires before the module is in
+// /proc/modules (it is still unformed) and before its sysfs object exists,
+// and a module's init runs in the "Loading" state. A module that /proc/modules
+// says is Loading is not judged yet, and one missing from a view is reported
+// only if it is still missing confirmMs later: a hidden module stays hidden,
+// a module being set up does not stay half-visible.
+//
 // Order matters: a module is removed from the list only after its
 // module_free record is written, so the views are read first and the rings
 // drained second; a module that was freed meanwhile is then out of the set
@@ -31,6 +38,8 @@ export interface ModuleWatchOptions {
   intervalMs?: number;
   /** The check after a load, once its init has had time to run, in ms. Default 300. */
   settleMs?: number;
+  /** How long a module must stay missing before it is reported, in ms; 0: at once. Default 300. */
+  confirmMs?: number;
   procModules?: string;
   sysModule?: string;
 }
@@ -46,15 +55,22 @@ interface Tracked {
 
 export type ModuleView = 'proc_modules' | 'sysfs';
 
-/** Module names in /proc/modules, with their taint letters ("(OE)"). */
-export function parseProcModules(text: string): Map<string, string[]> {
-  const out = new Map<string, string[]>();
+export interface ProcModule {
+  /** Taint letters ("(OE)"). */
+  taints: string[];
+  /** Its init has not returned yet (the state column says Loading). */
+  loading: boolean;
+}
+
+/** Modules in /proc/modules: name size refcount deps state address [taints]. */
+export function parseProcModules(text: string): Map<string, ProcModule> {
+  const out = new Map<string, ProcModule>();
   for (const line of text.split('\n')) {
     const fields = line.trim().split(/\s+/);
     const name = fields[0];
     if (!name) continue;
     const taint = /\(([A-Z]+)\)\s*$/.exec(line);
-    out.set(name, taint?.[1] ? [...taint[1]] : []);
+    out.set(name, { taints: taint?.[1] ? [...taint[1]] : [], loading: fields[4] === 'Loading' });
   }
   return out;
 }
@@ -62,10 +78,13 @@ export function parseProcModules(text: string): Map<string, string[]> {
 export class ModuleWatch {
   private readonly tracked = new Map<string, Tracked>();
   private readonly reported = new Set<string>();
+  /** Modules seen missing and not reported yet: since when (Date.now()). */
+  private readonly suspect = new Map<string, number>();
   private readonly procModules: string;
   private readonly sysModule: string;
   private interval: NodeJS.Timeout | null = null;
   private settle: NodeJS.Timeout | null = null;
+  private recheck: NodeJS.Timeout | null = null;
   private checking = false;
 
   constructor(private readonly opts: ModuleWatchOptions) {
@@ -75,8 +94,8 @@ export class ModuleWatch {
 
   /** The baseline (what is loaded now) and the periodic check. */
   start(): void {
-    for (const [name, taints] of this.readProc() ?? []) {
-      if (!this.tracked.has(name)) this.tracked.set(name, { name, loadedAt: null, taints, process: null });
+    for (const [name, m] of this.readProc() ?? []) {
+      if (!this.tracked.has(name)) this.tracked.set(name, { name, loadedAt: null, taints: m.taints, process: null });
     }
     const every = this.opts.intervalMs ?? 5000;
     if (every > 0) {
@@ -88,11 +107,13 @@ export class ModuleWatch {
   stop(): void {
     if (this.interval) clearInterval(this.interval);
     if (this.settle) clearTimeout(this.settle);
-    this.interval = this.settle = null;
+    if (this.recheck) clearTimeout(this.recheck);
+    this.interval = this.settle = this.recheck = null;
   }
 
   /** A record of the module tracepoints. */
   onRecord(r: ModuleStateRecord): void {
+    this.suspect.delete(r.name);
     if (r.state === 'freed') {
       this.tracked.delete(r.name);
       this.reported.delete(r.name);
@@ -131,12 +152,27 @@ export class ModuleWatch {
       // Records written before the reads above are processed now.
       this.opts.drain();
       const out: ModuleHiddenEvent[] = [];
+      const now = Date.now();
+      const confirmMs = this.opts.confirmMs ?? 300;
+      let undecided = false;
       for (const t of this.tracked.values()) {
         if (this.reported.has(t.name)) continue;
         const missing: ModuleView[] = [];
-        if (!proc.has(t.name)) missing.push('proc_modules');
+        const inProc = proc.get(t.name);
+        if (!inProc) missing.push('proc_modules');
         if (!sys.has(t.name)) missing.push('sysfs');
-        if (missing.length === 0) continue;
+        if (missing.length === 0) {
+          this.suspect.delete(t.name);
+          continue;
+        }
+        // Still being set up, or not missing for long enough: judged later.
+        const since = this.suspect.get(t.name) ?? now;
+        if (inProc?.loading === true || now - since < confirmMs) {
+          if (inProc?.loading !== true) this.suspect.set(t.name, since);
+          undecided = true;
+          continue;
+        }
+        this.suspect.delete(t.name);
         this.reported.add(t.name);
         const event: ModuleHiddenEvent = {
           schema: SCHEMA_VERSION,
@@ -154,13 +190,24 @@ export class ModuleWatch {
         out.push(event);
         this.opts.emit(event);
       }
+      if (undecided) this.checkAgain(confirmMs);
       return out;
     } finally {
       this.checking = false;
     }
   }
 
-  private readProc(): Map<string, string[]> | null {
+  /** One more check for the modules not judged yet. */
+  private checkAgain(ms: number): void {
+    if (this.recheck) return;
+    this.recheck = setTimeout(() => {
+      this.recheck = null;
+      this.check();
+    }, Math.max(ms, 50));
+    this.recheck.unref();
+  }
+
+  private readProc(): Map<string, ProcModule> | null {
     try {
       return parseProcModules(readFileSync(this.procModules, 'utf8'));
     } catch (err) {
