@@ -50,30 +50,41 @@ spec:
     agent = await startAgent({ policies: [policy], lists });
     const add = agent.krsi('list', 'add', 'blocked', kept);
     assert.equal(add.status, 0, add.stderr);
-    // Long enough for the CLI calls below (each starts node: 2-3 s under
-    // emulation); the test then waits for the expiry the agent reports.
-    const addTtl = agent.krsi('list', 'add', 'blocked', brief, '--ttl', '15');
+    // The TTL entry may expire during the CLI calls below (each starts node:
+    // 2-3 s under emulation, far longer on a loaded machine): what depends
+    // on it is asserted only for a call that ended while it was surely
+    // listed, before `addedBy` + the TTL (the agent's clock starts the TTL
+    // after the add was sent). The test then waits for the expiry itself.
+    const ttlMs = 20_000;
+    const addedBy = Date.now();
+    const addTtl = agent.krsi('list', 'add', 'blocked', brief, '--ttl', String(ttlMs / 1000));
     assert.equal(addTtl.status, 0, addTtl.stderr);
+    const surelyListed = (): boolean => Date.now() < addedBy + ttlMs - 1000;
     assert.equal(runs(kept), false);
-    assert.equal(runs(brief), false);
+    if (surelyListed()) assert.equal(runs(brief), false, 'enforced once added');
     assert.equal(runs(other), true);
     const show = agent.krsi('list', 'show', 'blocked', '--json');
+    const showListed = surelyListed();
     assert.equal(show.status, 0, show.stderr);
     const shown = JSON.parse(show.stdout) as Array<{ name: string; entries: Array<{ entry: string; expires?: string }> }>;
     const entries = shown.find((l) => l.name === 'blocked')!.entries;
-    assert.deepEqual(entries.map((e) => e.entry).sort(), [brief, kept].sort());
-    const expires = entries.find((e) => e.entry === brief)?.expires;
-    assert.ok(expires, 'the TTL entry says when it expires');
+    if (!showListed) t.diagnostic('the TTL entry may have expired before `list show` returned');
+    const expires = entries.find((e) => e.entry === brief)?.expires ?? new Date(addedBy + ttlMs).toISOString();
+    if (showListed) {
+      assert.deepEqual(entries.map((e) => e.entry).sort(), [brief, kept].sort());
+      assert.ok(entries.find((e) => e.entry === brief)?.expires, 'the TTL entry says when it expires');
+    } else assert.ok(entries.some((e) => e.entry === kept));
     const status = agent.krsi('status', '--json');
+    const statusListed = surelyListed();
     assert.equal(status.status, 0, status.stderr);
     const st = JSON.parse(status.stdout) as { generation: number; policies: string[]; lists: Array<{ name: string; size: number }> };
     assert.deepEqual(st.policies, ['blocklist']);
-    assert.equal(st.lists.find((l) => l.name === 'blocked')?.size, 2);
-    // Enforced until it expires: checked only while the expiry is still
-    // ahead (the CLI calls above take 2-3 s each, much longer on a loaded machine).
+    const size = st.lists.find((l) => l.name === 'blocked')?.size;
+    if (statusListed) assert.equal(size, 2);
+    else assert.ok(size === 1 || size === 2, `list size ${size}`);
     const expiresAt = Date.parse(expires);
     if (expiresAt - Date.now() > 1000) assert.equal(runs(brief), false, 'not yet expired');
-    else t.diagnostic(`the TTL entry expired during the CLI calls above; its enforcement was checked right after the add`);
+    else t.diagnostic('the TTL entry expired during the CLI calls above; its enforcement was checked right after the add');
     await new Promise((r) => setTimeout(r, Math.max(0, expiresAt - Date.now())));
     // The agent removes expired entries every second: runs once it has.
     const deadline = Date.now() + 30_000;
