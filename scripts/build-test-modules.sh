@@ -30,6 +30,11 @@ else
 	cache=${XDG_CACHE_HOME:-$HOME/.cache}/krsi
 fi
 fixtures=(hide)
+# The private apt configuration src/vm/kernels.ts fetched the kernels with
+# (the host's sources plus bullseye and sid; src/vm/apt.ts).
+if [[ -f $cache/apt/apt.conf ]]; then
+	export APT_CONFIG=$cache/apt/apt.conf
+fi
 
 # The kernel versions the VM boots: the markers of the unpacked kernels of
 # the series asked for.

@@ -1,6 +1,8 @@
-// The kernels the VM harness boots: Debian's packaged 6.1 and 6.12 LTS builds,
-// fetched with apt-get download (never installed) and unpacked into a cache
-// that the guest later sees through the host root it mounts over 9p.
+// The kernels the VM harness boots: Debian's packaged builds of 5.10
+// (bullseye), 6.1 and 6.12 (bookworm) and the newest (sid), fetched with
+// apt-get download (never installed) through a private apt configuration
+// (src/vm/apt.ts) and unpacked into a cache that the guest later sees
+// through the host root it mounts over 9p.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
@@ -9,9 +11,10 @@ import { join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { CliError, ExitCode } from '../cli/exit-codes.js';
 import { log } from '../log.js';
+import { preparePrivateApt, type PrivateApt } from './apt.js';
 import { runTool, runToolWithInput } from './host-tools.js';
 
-export const KERNEL_SERIES = ['6.1', '6.12'] as const;
+export const KERNEL_SERIES = ['5.10', '6.1', '6.12', '7.2'] as const;
 export type KernelSeries = (typeof KERNEL_SERIES)[number];
 export const DEFAULT_KERNEL_SERIES: KernelSeries = '6.12';
 
@@ -21,8 +24,10 @@ export const DEFAULT_KERNEL_SERIES: KernelSeries = '6.12';
  * replaced it) the newest package of the same series is used instead.
  */
 export const PINNED_KERNEL_PACKAGES: Readonly<Record<KernelSeries, string>> = {
+  '5.10': 'linux-image-5.10.0-46-amd64',
   '6.1': 'linux-image-6.1.0-56-amd64',
   '6.12': 'linux-image-6.12.117+deb12-amd64',
+  '7.2': 'linux-image-7.2.13+deb14-amd64',
 };
 
 export interface PreparedKernel {
@@ -38,6 +43,11 @@ export interface PreparedKernel {
   readonly bootImage: string;
   /** The unpacked lib/modules/<version> directory, with modules.dep. */
   readonly modulesDir: string;
+  /**
+   * Kernel command-line words the boot needs: `lsm=…,bpf` where the
+   * kernel's default LSM list (CONFIG_LSM) leaves BPF LSM out (5.10).
+   */
+  readonly cmdline: readonly string[];
 }
 
 export type Progress = (line: string) => void;
@@ -137,25 +147,46 @@ export function packageSizeFromAptShow(text: string): number | undefined {
   return match?.[1] === undefined ? undefined : Number(match[1]);
 }
 
+let privateApt: Promise<PrivateApt> | undefined;
+let listsFetched = false;
+
+/** The environment that points apt at the private configuration (src/vm/apt.ts). */
+async function aptEnv(): Promise<NodeJS.ProcessEnv> {
+  privateApt ??= preparePrivateApt(cacheDir());
+  const apt = await privateApt;
+  return { ...process.env, APT_CONFIG: apt.config };
+}
+
+/** apt-get update of the private lists: once per run, and only when a name is missing. */
+async function refreshLists(progress: Progress): Promise<boolean> {
+  if (listsFetched) return false;
+  listsFetched = true;
+  progress('updating the package lists of the kernel suites…');
+  const result = await runTool('apt-get', ['update', '-q'], { env: await aptEnv(), allowFailure: true });
+  if (result.code !== 0) log.warn({ stderr: result.stderr.trim().split('\n').slice(-3).join('\n') }, 'apt-get update of the kernel suites failed');
+  return true;
+}
+
 async function aptShow(packageName: string): Promise<string | undefined> {
-  const result = await runTool('apt-cache', ['show', '--no-all-versions', packageName], { allowFailure: true });
+  const result = await runTool('apt-cache', ['show', '--no-all-versions', packageName], { allowFailure: true, env: await aptEnv() });
   const text = result.stdout.toString('utf8');
   // Unknown and purely virtual names both leave stdout without a Package: line.
   return result.code === 0 && /^Package:/m.test(text) ? text : undefined;
 }
 
-async function resolvePackage(series: KernelSeries): Promise<{ packageName: string; aptShowText: string }> {
+async function resolvePackage(series: KernelSeries, progress: Progress): Promise<{ packageName: string; aptShowText: string }> {
   const pinned = PINNED_KERNEL_PACKAGES[series];
-  const pinnedShow = await aptShow(pinned);
+  let pinnedShow = await aptShow(pinned);
+  if (pinnedShow === undefined && (await refreshLists(progress))) pinnedShow = await aptShow(pinned);
   if (pinnedShow !== undefined) return { packageName: pinned, aptShowText: pinnedShow };
 
-  const names = (await runTool('apt-cache', ['pkgnames', `linux-image-${series}`])).stdout.toString('utf8').split('\n');
+  const names = (await runTool('apt-cache', ['pkgnames', `linux-image-${series}`], { env: await aptEnv() })).stdout.toString('utf8').split('\n');
   const choice = chooseKernelPackage(series, names);
   const chosenShow = choice === undefined ? undefined : await aptShow(choice.packageName);
   if (choice === undefined || chosenShow === undefined) {
     throw new CliError(
       `no Debian kernel package for Linux ${series} is known to apt (wanted ${pinned}, or any linux-image-${series}.*-amd64); ` +
-        'run `apt-get update` and check that the bookworm and bookworm-security sources are configured',
+        `check the Debian sources in ${join(cacheDir(), 'apt')} (derived from the host's) and run \`APT_CONFIG=${join(cacheDir(), 'apt', 'apt.conf')} apt-get update\``,
       ExitCode.missingDependency,
     );
   }
@@ -165,6 +196,33 @@ async function resolvePackage(series: KernelSeries): Promise<{ packageName: stri
       (choice.flavour === 'amd64' ? '' : ` (flavour ${choice.flavour}: no generic amd64 build is available)`),
   );
   return { packageName: choice.packageName, aptShowText: chosenShow };
+}
+
+/**
+ * The packages that hold the kernel: the image package itself and, since
+ * Debian split it (7.x), the linux-binary-, linux-modules- and linux-base-
+ * packages of the same kernel that it depends on.
+ */
+export function kernelPackageSet(packageName: string, aptShowText: string): string[] {
+  const kernel = /^linux-image-(.+)$/.exec(packageName)?.[1];
+  const depends = /^Depends:\s*(.*)$/m.exec(aptShowText)?.[1] ?? '';
+  const parts = depends
+    .split(/[,|]/)
+    .map((d) => d.trim().split(/\s/)[0] ?? '')
+    .filter((d) => kernel !== undefined && /^linux-(binary|modules|base)-/.test(d) && d.endsWith(`-${kernel}`));
+  return [packageName, ...new Set(parts)];
+}
+
+/**
+ * The `lsm=` word to boot with when the kernel's default LSM list leaves
+ * out bpf (Debian 11's 5.10): its CONFIG_LSM with bpf appended. None when
+ * bpf is there already or the config says nothing.
+ */
+export function lsmBootWords(config: string): string[] {
+  const lsm = /^CONFIG_LSM="([^"]*)"$/m.exec(config)?.[1];
+  if (lsm === undefined || !/^CONFIG_BPF_LSM=y$/m.test(config)) return [];
+  const list = lsm.split(',').filter((l) => l !== '');
+  return list.includes('bpf') ? [] : [`lsm=${[...list, 'bpf'].join(',')}`];
 }
 
 // --- the unpacked tree ------------------------------------------------------
@@ -200,10 +258,27 @@ async function readReadyKernel(tree: string): Promise<PreparedKernel | undefined
     vmlinuz,
     bootImage: await prepareBootImage(tree, marker.version, vmlinuz),
     modulesDir: join(tree, marker.modulesDir),
+    cmdline: lsmBootWords(await readKernelConfig(tree, marker.version, marker.modulesDir)),
   };
 }
 
 // --- a faster boot -------------------------------------------------------------
+
+/**
+ * The kernel's build configuration: boot/config-<version> in Debian's
+ * packages up to 6.x, <modules dir>/config since the image package was
+ * split (7.x). Empty when neither is there.
+ */
+async function readKernelConfig(tree: string, version: string, modulesDir = `usr/lib/modules/${version}`): Promise<string> {
+  for (const path of [join(tree, 'boot', `config-${version}`), join(tree, modulesDir, 'config'), join(tree, 'lib', 'modules', version, 'config')]) {
+    try {
+      return await readFile(path, 'utf8');
+    } catch {
+      // try the next
+    }
+  }
+  return '';
+}
 
 /**
  * Under TCG the kernel's own decompressor is slow: 6.1's xz image takes ~3 s
@@ -215,7 +290,8 @@ async function prepareBootImage(tree: string, version: string, vmlinuz: string):
   const vmlinux = join(tree, 'boot', `vmlinux-${version}`);
   if (existsSync(vmlinux)) return vmlinux;
   try {
-    const config = await readFile(join(tree, 'boot', `config-${version}`), 'utf8');
+    await mkdir(join(tree, 'boot'), { recursive: true });
+    const config = await readKernelConfig(tree, version);
     if (!/^CONFIG_PVH=y$/m.test(config)) return vmlinuz;
     const image = await extractVmlinux(await readFile(vmlinuz));
     if (image === undefined) return vmlinuz;
@@ -296,7 +372,7 @@ export async function prepareKernel(series: KernelSeries, progress: Progress): P
   const pinnedReady = await readReadyKernel(join(kernelsDir, PINNED_KERNEL_PACKAGES[series]));
   if (pinnedReady !== undefined) return pinnedReady;
 
-  const { packageName, aptShowText } = await resolvePackage(series);
+  const { packageName, aptShowText } = await resolvePackage(series, progress);
   const finalTree = join(kernelsDir, packageName);
   const alreadyReady = await readReadyKernel(finalTree);
   if (alreadyReady !== undefined) return alreadyReady;
@@ -314,18 +390,21 @@ export async function prepareKernel(series: KernelSeries, progress: Progress): P
   await mkdir(partial);
   try {
     const size = packageSizeFromAptShow(aptShowText);
-    progress(`fetching ${packageName}${size === undefined ? '' : ` (${Math.round(size / 1e6)} MB)`}…`);
+    const packages = kernelPackageSet(packageName, aptShowText);
+    progress(`fetching ${packages.join(', ')}${size === undefined || packages.length > 1 ? '' : ` (${Math.round(size / 1e6)} MB)`}…`);
     // As root, apt drops to the _apt user for downloads, which cannot write
     // into our directory; downloading as root is what happens anyway then.
     const sandbox = process.getuid?.() === 0 ? ['-o', 'APT::Sandbox::User=root'] : [];
-    await runTool('apt-get', ['download', '-q', ...sandbox, packageName], { cwd: partial });
-    const deb = (await readdir(partial)).find((f) => f.endsWith('.deb'));
-    if (deb === undefined) throw new CliError(`apt-get download ${packageName} produced no .deb file`);
+    await runTool('apt-get', ['download', '-q', ...sandbox, ...packages], { cwd: partial, env: await aptEnv() });
+    const debs = (await readdir(partial)).filter((f) => f.endsWith('.deb'));
+    if (debs.length < packages.length) throw new CliError(`apt-get download ${packages.join(' ')} produced ${debs.length} .deb files`);
 
-    progress(`unpacking ${packageName}…`);
+    progress(`unpacking ${packages.join(', ')}…`);
     const tree = join(partial, 'tree');
-    await runTool('dpkg-deb', ['-x', join(partial, deb), tree]);
-    await rm(join(partial, deb));
+    for (const deb of debs) {
+      await runTool('dpkg-deb', ['-x', join(partial, deb), tree]);
+      await rm(join(partial, deb));
+    }
 
     const modules = await findModulesDir(tree);
     if (modules.relative.startsWith('usr/') && !existsSync(join(tree, 'lib'))) {
@@ -333,7 +412,8 @@ export async function prepareKernel(series: KernelSeries, progress: Progress): P
       await symlink('usr/lib', join(tree, 'lib'));
     }
     await runTool('depmod', ['-b', tree, modules.version]);
-    const vmlinuz = `boot/vmlinuz-${modules.version}`;
+    // boot/vmlinuz-<version>, or vmlinuz in the modules dir (7.x's split packages).
+    const vmlinuz = [`boot/vmlinuz-${modules.version}`, `${modules.relative}/vmlinuz`].find((p) => existsSync(join(tree, p))) ?? `boot/vmlinuz-${modules.version}`;
     if (!existsSync(join(tree, vmlinuz))) throw new CliError(`${packageName} has no ${vmlinuz}`);
 
     const marker: ReadyMarker = {

@@ -171,7 +171,8 @@ export function qemuArguments(launch: QemuLaunch): string[] {
     'virtio-rng-pci',
     '-append',
     // panic=-1 with -no-reboot: a panicking guest ends qemu at once.
-    `console=${GUEST_CONSOLE_TTY} quiet panic=-1`,
+    // lsm=…,bpf where the kernel's default LSM list lacks bpf (5.10).
+    [`console=${GUEST_CONSOLE_TTY} quiet panic=-1`, ...(launch.kernel.cmdline ?? [])].join(' '),
   ];
 }
 

@@ -13,7 +13,9 @@ import {
   chooseKernelPackage,
   compareVersionsNaturally,
   extractVmlinux,
+  kernelPackageSet,
   kernelsCacheDir,
+  lsmBootWords,
   packageSizeFromAptShow,
   parseKernelSeries,
   PINNED_KERNEL_PACKAGES,
@@ -166,7 +168,7 @@ esac`;
       prepareKernel('6.1', (l) => lines.push(l)),
       (err: unknown) => err instanceof CliError && /apt-get download .*linux-image-6\.1\.0-57-amd64/.test(err.message) && /network unreachable/.test(err.message),
     );
-    assert.deepEqual(lines, ['fetching linux-image-6.1.0-57-amd64 (71 MB)…']);
+    assert.deepEqual(lines, ['updating the package lists of the kernel suites…', 'fetching linux-image-6.1.0-57-amd64 (71 MB)…']);
   });
 });
 
@@ -222,4 +224,35 @@ test('two concurrent fetches end with one complete tree; a second call is instan
   } finally {
     rmSync(build, { recursive: true, force: true });
   }
+});
+
+test('5.10 and 7.2 resolve like the others; 5.15 is no series of ours', () => {
+  assert.equal(parseKernelSeries('5.10'), '5.10');
+  assert.equal(parseKernelSeries('7.2'), '7.2');
+  assert.deepEqual(chooseKernelPackage('5.10', ['linux-image-5.10.0-45-amd64', 'linux-image-5.10.0-46-amd64', 'linux-image-5.10.0-46-cloud-amd64']), {
+    packageName: 'linux-image-5.10.0-46-amd64',
+    flavour: 'amd64',
+  });
+});
+
+test('boot with lsm=<CONFIG_LSM>,bpf only where the default list lacks bpf', () => {
+  const bullseye = 'CONFIG_BPF_LSM=y\nCONFIG_LSM="lockdown,yama,loadpin,safesetid,integrity,apparmor,selinux,smack,tomoyo"\n';
+  assert.deepEqual(lsmBootWords(bullseye), ['lsm=lockdown,yama,loadpin,safesetid,integrity,apparmor,selinux,smack,tomoyo,bpf']);
+  assert.deepEqual(lsmBootWords('CONFIG_BPF_LSM=y\nCONFIG_LSM="landlock,lockdown,yama,bpf"\n'), []);
+  assert.deepEqual(lsmBootWords('# CONFIG_BPF_LSM is not set\nCONFIG_LSM="yama"\n'), []);
+  assert.deepEqual(lsmBootWords(''), []);
+});
+
+test('a split kernel (7.x) is fetched with its binary, modules and base packages', () => {
+  const show =
+    'Package: linux-image-7.2.13+deb14-amd64\nDepends: dracut | initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool, ' +
+    'linux-base-7.2.13+deb14-amd64 (= 7.2.13-1), linux-binary-7.2.13+deb14-amd64 (= 7.2.13-1), linux-modules-7.2.13+deb14-amd64 (= 7.2.13-1)\n';
+  assert.deepEqual(kernelPackageSet('linux-image-7.2.13+deb14-amd64', show), [
+    'linux-image-7.2.13+deb14-amd64',
+    'linux-base-7.2.13+deb14-amd64',
+    'linux-binary-7.2.13+deb14-amd64',
+    'linux-modules-7.2.13+deb14-amd64',
+  ]);
+  const old = 'Package: linux-image-5.10.0-46-amd64\nDepends: kmod, linux-base (>= 4.3~), initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool\n';
+  assert.deepEqual(kernelPackageSet('linux-image-5.10.0-46-amd64', old), ['linux-image-5.10.0-46-amd64']);
 });

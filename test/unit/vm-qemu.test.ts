@@ -34,6 +34,7 @@ const launch = (accel: 'kvm' | 'tcg'): QemuLaunch => ({
     vmlinuz: '/cache/boot/vmlinuz-6.1.0-56-amd64',
     bootImage: '/cache/boot/vmlinux-6.1.0-56-amd64',
     modulesDir: '/cache/lib/modules/6.1.0-56-amd64',
+    cmdline: [],
   },
   initramfs: '/cache/initramfs/x.cpio',
   runDir: '/tmp/krsi-vm-abc',
@@ -65,6 +66,13 @@ test('the command line: CPU per accelerator, shares, serial ports, boot image', 
   const append = optionValues(tcg, '-append')[0] ?? '';
   assert.match(append, /console=ttyS1/);
   assert.match(append, /panic=-1/);
+  assert.doesNotMatch(append, /lsm=/);
+});
+
+test('the kernel\'s own command-line words (lsm=…,bpf on 5.10) follow the defaults', () => {
+  const l = launch('tcg');
+  const args = qemuArguments({ ...l, kernel: { ...l.kernel, cmdline: ['lsm=lockdown,yama,bpf'] } });
+  assert.match(optionValues(args, '-append')[0] ?? '', /panic=-1 lsm=lockdown,yama,bpf$/);
 });
 
 test('commas in qemu option values are doubled', () => {
