@@ -72,6 +72,8 @@ private:
 	Napi::Value GetPerCpu(const Napi::CallbackInfo &info);
 	Napi::Value GetPinPath(const Napi::CallbackInfo &info);
 	Napi::Value SetMaxEntries(const Napi::CallbackInfo &info);
+	Napi::Value GetAutocreate(const Napi::CallbackInfo &info);
+	void SetAutocreate(const Napi::CallbackInfo &info, const Napi::Value &value);
 	Napi::Value Pin(const Napi::CallbackInfo &info);
 	Napi::Value Unpin(const Napi::CallbackInfo &info);
 	Napi::Value Lookup(const Napi::CallbackInfo &info);
@@ -149,6 +151,7 @@ Napi::Function BpfMapWrap::Define(Napi::Env env)
 		InstanceAccessor<&BpfMapWrap::GetPerCpu>("perCpu"),
 		InstanceAccessor<&BpfMapWrap::GetPinPath>("pinPath"),
 		InstanceMethod<&BpfMapWrap::SetMaxEntries>("setMaxEntries"),
+		InstanceAccessor<&BpfMapWrap::GetAutocreate, &BpfMapWrap::SetAutocreate>("autocreate"),
 		InstanceMethod<&BpfMapWrap::Pin>("pin"),
 		InstanceMethod<&BpfMapWrap::Unpin>("unpin"),
 		InstanceMethod<&BpfMapWrap::Lookup>("lookup"),
@@ -574,6 +577,34 @@ Napi::Value BpfMapWrap::SetMaxEntries(const Napi::CallbackInfo &info)
 	if (err)
 		ThrowErrno(env, "bpf_map__set_max_entries", err, Describe());
 	return env.Undefined();
+}
+
+Napi::Value BpfMapWrap::GetAutocreate(const Napi::CallbackInfo &info)
+{
+	if (!CheckOpen(info.Env()))
+		return info.Env().Undefined();
+	return Napi::Boolean::New(info.Env(), standalone_ || bpf_map__autocreate(map_));
+}
+
+void BpfMapWrap::SetAutocreate(const Napi::CallbackInfo &info, const Napi::Value &value)
+{
+	Napi::Env env = info.Env();
+	LibbpfCall call;
+
+	if (!CheckOpen(env))
+		return;
+	if (!value.IsBoolean()) {
+		ThrowTypeError(env, "autocreate must be a boolean");
+		return;
+	}
+	if (standalone_) {
+		ThrowErrno(env, "bpf_map__set_autocreate", EBUSY, Describe() + " (a standalone map exists already)");
+		return;
+	}
+	/* -EBUSY once the object is loaded. */
+	int err = bpf_map__set_autocreate(map_, value.As<Napi::Boolean>().Value());
+	if (err)
+		ThrowErrno(env, "bpf_map__set_autocreate", err, Describe());
 }
 
 Napi::Value BpfMapWrap::Pin(const Napi::CallbackInfo &info)

@@ -183,6 +183,11 @@ export interface BpfMap {
   readonly pinPath: string | null;
   /** Before load only. */
   setMaxEntries(n: number): void;
+  /**
+   * Whether load() creates it (bpf_map__set_autocreate); settable before
+   * load only. A map left out has no fd: no loaded program may use it.
+   */
+  autocreate: boolean;
   /** Pins in bpffs (the parent directory is created, as by libbpf). */
   pin(path: string): void;
   unpin(): void;
