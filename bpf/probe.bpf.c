@@ -43,3 +43,39 @@ int BPF_PROG(probe_ringbuf, struct task_struct *p, pid_t old_pid, struct linux_b
 		bpf_ringbuf_discard(slot, 0);
 	return 0;
 }
+
+/*
+ * Helpers krsi's programs need, each called from an LSM program as they
+ * call it (the agent leaves out the programs whose helper is missing).
+ */
+static long probe_loop_step(__u64 i, void *ctx)
+{
+	return 1;
+}
+
+SEC("?lsm/syslog")
+int BPF_PROG(probe_loop, int type, int ret)
+{
+	bpf_loop(1, probe_loop_step, NULL, 0);
+	return ret;
+}
+
+SEC("?lsm/syslog")
+int BPF_PROG(probe_current_task_btf, int type, int ret)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	return task->pid < 0 ? ret : ret;
+}
+
+/* bpf_d_path() from a task iterator (the process snapshot). */
+SEC("?iter/task")
+int probe_iter_d_path(struct bpf_iter__task *ctx)
+{
+	struct task_struct *task = ctx->task;
+	char buf[16];
+
+	if (task && task->mm && task->mm->exe_file)
+		bpf_d_path(&task->mm->exe_file->f_path, buf, sizeof(buf));
+	return 0;
+}

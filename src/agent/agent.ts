@@ -51,6 +51,7 @@ import { ModuleWatch } from './module-watch.js';
 import { ruleStates } from '../ops/rule-states.js';
 import { ContentHasher, kernelHasImaFileHash } from './content-hasher.js';
 import { DEFAULT_ENV_RECORD, checkEnvRecordNames, watchEnvNames, writeEnvRecord } from './env-record.js';
+import { describeMissing, fitToKernel, probeKernelFeatures, type Feature, type KernelFeatures } from './kernel-features.js';
 
 export interface AgentOptions {
   /** The BPF object to load; build/bpf/krsi.bpf.o by default. */
@@ -105,6 +106,8 @@ export interface AgentOptions {
    * the kernel has it.
    */
   ima?: boolean;
+  /** What the kernel accepts; probed when not given (src/agent/kernel-features.ts). */
+  features?: KernelFeatures;
 }
 
 export const DEFAULT_LISTS_PATH = '/var/lib/krsi/lists.json';
@@ -153,6 +156,8 @@ export class Agent implements AgentControl {
   ima = true;
   private readonly handlers = new Map<string, Set<(event: KrsiEvent) => unknown>>();
   private links: Array<{ program: string; link: BpfLink }> = [];
+  /** Programs this kernel cannot load, left out of the load, with the features it lacks. */
+  private leftOut = new Map<string, Feature[]>();
   private adopted = false;
   private locked = false;
   private confinement: Confinement | null = null;
@@ -267,6 +272,13 @@ export class Agent implements AgentControl {
       object.setGlobal('cfg_ima', u32(agent.ima ? 1 : 0));
       if (opts.eventsRingBytes !== undefined) object.map('events').setMaxEntries(opts.eventsRingBytes);
       if (opts.decisionsRingBytes !== undefined) object.map('decisions').setMaxEntries(opts.decisionsRingBytes);
+      agent.leftOut = fitToKernel(object, opts.features ?? probeKernelFeatures());
+      if (agent.leftOut.size > 0) {
+        log.warn(
+          { leftOut: Object.fromEntries([...agent.leftOut].map(([p, f]) => [p, describeMissing(f)])) },
+          'programs left out: this kernel cannot load them, their rules are degraded',
+        );
+      }
       if (opts.listCapacity !== undefined) {
         object.map('list_strings').setMaxEntries(opts.listCapacity);
         object.map('list_values').setMaxEntries(opts.listCapacity);
@@ -377,6 +389,7 @@ export class Agent implements AgentControl {
   }
 
   private attach(program: string): void {
+    if (this.leftOut.has(program)) return;
     this.links.push({ program, link: this.object.program(program).attach() });
     log.debug({ program }, 'attached');
   }
@@ -480,7 +493,8 @@ export class Agent implements AgentControl {
         for (const [entry, exp] of list.entries) this.kernelLists.write(list, entry, exp);
       }
     }
-    if (compiled.classes.length > 0) {
+    const classesKept = compiled.classes.length > 0 && this.object.map('task_ctx').fd >= 0 && !this.leftOut.has('proc_snapshot');
+    if (classesKept) {
       // Classes of running processes, written for the new generation before
       // the switch (ignored until then), and again after it for processes
       // that exec'd or forked meanwhile under the old one.
@@ -493,7 +507,7 @@ export class Agent implements AgentControl {
     this.policies = [...sources];
     this.reactions.set(reactions);
     if (this.statePath) writeState(this.statePath, { generation, policies: this.policies });
-    if (compiled.classes.length > 0) {
+    if (classesKept) {
       const again = seedClasses(this.object.map('task_ctx'), this.procSnapshot.read(), generation, compiled.classes, this.listMembership(), compiled.needsSha256);
       log.debug(again, 'binary classes seeded');
     }
@@ -602,7 +616,12 @@ export class Agent implements AgentControl {
     return {
       process: { cpuUserSeconds: cpu.user / 1e6, cpuSystemSeconds: cpu.system / 1e6, rssBytes: process.memoryUsage.rss() },
       hooks: hooks.map((h) => ({ hook: h.hook, program: h.program, enforcing: h.enforcing, attached: attached.has(h.program) })),
-      rules: ruleStates(this.policies.map((p) => p.policy), { attached, ima: this.ima, lockPointReached: this.lockPoint().reached }),
+      rules: ruleStates(this.policies.map((p) => p.policy), {
+        attached,
+        ima: this.ima,
+        lockPointReached: this.lockPoint().reached,
+        leftOut: new Map([...this.leftOut].map(([p, f]) => [p, describeMissing(f)])),
+      }),
     };
   }
 

@@ -65,7 +65,7 @@ export interface ReuseResult {
  */
 export function reusePinnedMaps(object: BpfObject, layout: PinLayout): ReuseResult {
   const pinned = new Set(layout.pinnedMaps());
-  const candidates = object.maps().filter((m) => !isInternalMap(m.name) && pinned.has(m.name));
+  const candidates = object.maps().filter((m) => !isInternalMap(m.name) && m.autocreate && pinned.has(m.name));
   const opened = candidates.map((m) => ({ name: m.name, pinned: native.BpfMap.openPinned(layout.mapPath(m.name)) }));
   // The pinned map's size wins (a ring resized by the earlier agent).
   for (const o of opened) {
@@ -100,7 +100,8 @@ export function reusePinnedMaps(object: BpfObject, layout: PinLayout): ReuseResu
 export function pinMaps(object: BpfObject, layout: PinLayout, reused: readonly string[]): void {
   const keep = new Set(reused);
   for (const m of object.maps()) {
-    if (isInternalMap(m.name) || keep.has(m.name)) continue;
+    // A map left out on this kernel (src/agent/kernel-features.ts) has nothing to pin.
+    if (isInternalMap(m.name) || keep.has(m.name) || m.fd < 0) continue;
     const path = layout.mapPath(m.name);
     if (existsSync(path)) {
       const stale = native.BpfMap.openPinned(path);

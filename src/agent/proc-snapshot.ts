@@ -45,7 +45,9 @@ export class ProcSnapshot {
   constructor(private readonly object: BpfObject) {}
 
   read(): ProcEntry[] {
-    this.link ??= this.object.program('proc_snapshot').attach();
+    const program = this.object.program('proc_snapshot');
+    if (program.fd < 0) throw new Error('the process snapshot is unavailable: this kernel cannot load proc_snapshot (bpf_d_path in task iterators)');
+    this.link ??= program.attach();
     return decodeProcSnapshot(this.link.readIter());
   }
 

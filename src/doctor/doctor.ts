@@ -1,5 +1,5 @@
 // krsi doctor: can this kernel run krsi, and if not, exactly why not.
-import { native } from '../bpf/native.js';
+import { native, withoutLibbpfLog } from '../bpf/native.js';
 import { readKernelFacts, type KernelFacts } from './kernel-facts.js';
 import { runProbes, type ProbeName, type ProbeResult } from './probes.js';
 
@@ -28,11 +28,20 @@ function describeProbe(p: ProbeResult): string {
   return `${p.step} fails: ${p.code ?? 'error'}${log}`;
 }
 
-function verdictFor(kernel: KernelFacts, probes: Record<ProbeName, ProbeResult>): string {
+function verdictFor(kernel: KernelFacts, probes: Record<ProbeName, ProbeResult>, taskStorage: boolean): string {
   const lsm = probes.lsm;
   const bpfActive = kernel.lsms?.includes('bpf') ?? null;
   if (lsm.ok) {
-    return `Enforcement works: BPF LSM programs load and attach on Linux ${kernel.release}.`;
+    const lacking = [
+      ...(probes.loop.ok ? [] : ['bpf_loop']),
+      ...(probes.currentTaskBtf.ok ? [] : ['bpf_get_current_task_btf']),
+      ...(taskStorage ? [] : ['task storage maps']),
+    ];
+    if (lacking.length === 0) return `Enforcement works: BPF LSM programs load and attach on Linux ${kernel.release}.`;
+    return (
+      `Enforcement is partial: BPF LSM programs load and attach on Linux ${kernel.release}, but the kernel lacks ${lacking.join(', ')}, ` +
+      "which krsi's policy programs need: the agent leaves them out and reports their rules degraded (krsi status)."
+    );
   }
   const tracing = probes.tracepoint.ok
     ? 'Tracepoint programs load and attach, so tracepoint signals work here, but nothing can be denied.'
@@ -57,6 +66,12 @@ function verdictFor(kernel: KernelFacts, probes: Record<ProbeName, ProbeResult>)
 export function runDoctor(): DoctorReport {
   const kernel = readKernelFacts();
   const probes = runProbes();
+  let taskStorage = false;
+  try {
+    taskStorage = withoutLibbpfLog(() => native.probeMapType('task_storage'));
+  } catch {
+    // the probe itself failed: reported as missing
+  }
   const checks: Check[] = [
     { name: 'kernel', ok: true, detail: `Linux ${kernel.release}` },
     {
@@ -79,7 +94,11 @@ export function runDoctor(): DoctorReport {
     { name: 'tracepoint program', ok: probes.tracepoint.ok, detail: describeProbe(probes.tracepoint) },
     { name: 'LSM program', ok: probes.lsm.ok, detail: describeProbe(probes.lsm) },
     { name: 'sleepable LSM program', ok: probes.lsmSleepable.ok, detail: describeProbe(probes.lsmSleepable) },
+    { name: 'task storage map', ok: taskStorage, detail: taskStorage ? 'created' : 'the kernel refuses BPF_MAP_TYPE_TASK_STORAGE' },
+    { name: 'bpf_loop', ok: probes.loop.ok, detail: describeProbe(probes.loop) },
+    { name: 'bpf_get_current_task_btf', ok: probes.currentTaskBtf.ok, detail: describeProbe(probes.currentTaskBtf) },
+    { name: 'bpf_d_path in a task iterator', ok: probes.iterDPath.ok, detail: describeProbe(probes.iterDPath) },
   ];
   const enforcement = probes.lsm.ok && probes.ringbuf.ok && kernel.btf;
-  return { kernel, libbpf: native.libbpfVersion(), probes, checks, enforcement, verdict: verdictFor(kernel, probes) };
+  return { kernel, libbpf: native.libbpfVersion(), probes, checks, enforcement, verdict: verdictFor(kernel, probes, taskStorage) };
 }

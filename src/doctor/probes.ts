@@ -18,6 +18,9 @@ export const probePrograms = {
   lsmSleepable: 'probe_lsm_sleepable',
   tracepoint: 'probe_tracepoint',
   ringbuf: 'probe_ringbuf',
+  loop: 'probe_loop',
+  currentTaskBtf: 'probe_current_task_btf',
+  iterDPath: 'probe_iter_d_path',
 } as const;
 
 export type ProbeName = keyof typeof probePrograms;

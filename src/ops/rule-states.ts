@@ -23,7 +23,13 @@ function usesSha256(value: unknown): boolean {
 
 export function ruleStates(
   policies: readonly Policy[],
-  facts: { attached: ReadonlySet<string>; ima: boolean; lockPointReached: boolean },
+  facts: {
+    attached: ReadonlySet<string>;
+    ima: boolean;
+    lockPointReached: boolean;
+    /** Programs the kernel cannot load, and why (src/agent/kernel-features.ts). */
+    leftOut?: ReadonlyMap<string, string>;
+  },
 ): RuleStatus[] {
   const out: RuleStatus[] = [];
   for (const p of policies) {
@@ -34,7 +40,11 @@ export function ruleStates(
       if (r.afterLockPoint && !facts.lockPointReached) {
         out.push({ ...base, state: 'inactive', reason: 'afterLockPoint: in force only once the lock point is reached (krsi lock-point)' });
       } else if (missing.length > 0) {
-        out.push({ ...base, state: 'degraded', reason: `not attached on this kernel: ${missing.join(', ')}` });
+        const why = missing.map((prog) => {
+          const reason = facts.leftOut?.get(prog);
+          return reason === undefined ? prog : `${prog} (${reason})`;
+        });
+        out.push({ ...base, state: 'degraded', reason: `not attached on this kernel: ${why.join('; ')}` });
       } else if (!facts.ima && usesSha256(r.match)) {
         out.push({
           ...base,

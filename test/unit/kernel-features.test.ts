@@ -1,0 +1,48 @@
+// The agent's fit to the kernel: every program declares what it needs, and
+// a kernel without a feature leaves out exactly the programs that need it.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { native } from '../../src/bpf/native.js';
+import { ALL_FEATURES, PROGRAM_NEEDS, programsLeftOut } from '../../src/agent/kernel-features.js';
+import { ruleStates } from '../../src/ops/rule-states.js';
+import { bpfObjects } from '../../src/paths.js';
+import type { Policy } from '../../src/policy/schema.js';
+
+test('every program of krsi.bpf.o declares its needs', () => {
+  const object = native.BpfObject.openFile(bpfObjects.agent);
+  try {
+    const names = object.programs().map((p) => p.name);
+    assert.deepEqual(names.filter((n) => PROGRAM_NEEDS[n] === undefined), [], 'programs without a PROGRAM_NEEDS entry');
+    assert.deepEqual(Object.keys(PROGRAM_NEEDS).filter((n) => !names.includes(n)), [], 'entries of programs that are gone');
+  } finally {
+    object.close();
+  }
+});
+
+test('a kernel with every feature leaves nothing out; one without bpf_loop leaves out the policy programs', () => {
+  const all = Object.keys(PROGRAM_NEEDS);
+  assert.equal(programsLeftOut(all, ALL_FEATURES).size, 0);
+  const noLoop = programsLeftOut(all, { ...ALL_FEATURES, loop: false });
+  assert.deepEqual(noLoop.get('exec_check'), ['loop']);
+  assert.ok(!noLoop.has('lineage_fork') && !noLoop.has('self_exit') && !noLoop.has('module_loaded'));
+  const old = programsLeftOut(all, { ...ALL_FEATURES, loop: false, taskStorage: false, currentTaskBtf: false, iterDPath: false });
+  assert.deepEqual(old.get('file_open'), ['loop', 'taskStorage', 'currentTaskBtf']);
+  assert.deepEqual([...all].filter((p) => !old.has(p)), ['self_exit']);
+});
+
+test('a rule whose program is left out is degraded, naming what the kernel lacks', () => {
+  const policy = {
+    apiVersion: 'krsi.dev/v1',
+    kind: 'Policy',
+    metadata: { name: 'p' },
+    spec: { mode: 'enforce', lists: [], rules: [{ name: 'r', hook: 'exec', match: {}, action: 'deny' }] },
+  } as unknown as Policy;
+  const [state] = ruleStates([policy], {
+    attached: new Set(),
+    ima: true,
+    lockPointReached: false,
+    leftOut: new Map([['exec_check', 'the kernel lacks the bpf_loop helper']]),
+  });
+  assert.equal(state?.state, 'degraded');
+  assert.equal(state?.reason, 'not attached on this kernel: exec_check (the kernel lacks the bpf_loop helper)');
+});
