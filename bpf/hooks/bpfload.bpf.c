@@ -28,7 +28,7 @@ int BPF_PROG(bpf_load_check, int cmd, union bpf_attr *attr, unsigned int size, i
 	int verdict;
 
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	if (cmd != BPF_PROG_LOAD)
 		return 0;
 	stats = hook_enter(KRSI_HOOK_BPF);

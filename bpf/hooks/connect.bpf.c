@@ -79,7 +79,7 @@ int BPF_PROG(connect_check, struct socket *sock, struct sockaddr *address, int a
 	int known = 0, read = 0, verdict;
 
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	stats = hook_enter(KRSI_HOOK_SOCKET_CONNECT);
 	st = policy_state();
 	if (!st)

@@ -320,7 +320,7 @@ int BPF_PROG(exec_check, struct linux_binprm *bprm, int ret)
 
 	/* An earlier LSM program already refused: its decision stands. */
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	if (stats)
 		stats->seen++;
 	e = bpf_map_lookup_elem(&exec_scratch, &zero);
@@ -393,7 +393,7 @@ int BPF_PROG(exec_hash, struct linux_binprm *bprm, int ret)
 	long algo;
 
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	needs = bpf_map_lookup_elem(&policy_needs, &zero);
 	if (!needs || !needs->sha256)
 		return 0;

@@ -81,7 +81,7 @@ int BPF_PROG(file_open, struct file *file, int ret)
 
 	/* An earlier LSM program already refused: its decision stands. */
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	stats = hook_enter(KRSI_HOOK_FILE_OPEN);
 	/* A file opened for writing may change: its cached digest goes. */
 	if ((file->f_mode & FMODE_WRITE) && content_in_use())
@@ -200,7 +200,7 @@ int BPF_PROG(file_unlink, const struct path *dir, struct dentry *dentry, int ret
 	struct krsi_hook_stats *stats;
 
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	stats = hook_enter(KRSI_HOOK_PATH_UNLINK);
 	return unlink_decide(stats, dentry, dir->mnt, 0, own_executable(dentry->d_inode));
 }
@@ -222,7 +222,7 @@ int BPF_PROG(file_rename, const struct path *old_dir, struct dentry *old_dentry,
 	int self;
 
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	victim = new_dentry->d_inode;
 	if (!victim)
 		return 0;

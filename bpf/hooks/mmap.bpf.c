@@ -158,7 +158,7 @@ int BPF_PROG(mmap_check, struct file *file, unsigned long reqprot, unsigned long
 	struct krsi_hook_stats *stats;
 
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	if (!file || !(prot & PROT_EXEC))
 		return 0;
 	stats = hook_enter(KRSI_HOOK_MMAP_FILE);
@@ -172,7 +172,7 @@ int BPF_PROG(mprotect_check, struct vm_area_struct *vma, unsigned long reqprot, 
 	struct file *file;
 
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	if (!(prot & PROT_EXEC) || (vma->vm_flags & VM_EXEC))
 		return 0;
 	file = vma->vm_file;
@@ -198,7 +198,7 @@ int BPF_PROG(mmap_hash, struct file *file, unsigned long reqprot, unsigned long 
 	long algo;
 
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	if (!file || !(prot & PROT_EXEC))
 		return 0;
 	needs = bpf_map_lookup_elem(&policy_needs, &zero);

@@ -199,7 +199,7 @@ int BPF_PROG(module_read, struct file *file, enum kernel_read_file_id id, bool c
 	long n;
 
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	if (id != bpf_core_enum_value(enum kernel_read_file_id, READING_MODULE))
 		return 0;
 	stats = hook_enter(KRSI_HOOK_KERNEL_READ_FILE);
@@ -267,7 +267,7 @@ int BPF_PROG(module_hash, struct file *file, enum kernel_read_file_id id, bool c
 	long algo;
 
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	if (id != bpf_core_enum_value(enum kernel_read_file_id, READING_MODULE))
 		return 0;
 	hook_enter(KRSI_HOOK_MODULE_HASH);
@@ -409,7 +409,7 @@ int BPF_PROG(module_data, char *buf, loff_t size, enum kernel_load_data_id id, c
 	__u32 zero = 0;
 
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	if (id != bpf_core_enum_value(enum kernel_load_data_id, LOADING_MODULE))
 		return 0;
 	stats = hook_enter(KRSI_HOOK_KERNEL_LOAD_DATA);

@@ -188,7 +188,7 @@ int BPF_PROG(mount_request, const char *dev_name, const struct path *path, const
 	long n;
 
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	if (stats)
 		stats->seen++;
 	if (flags & MS_NOT_NEW) {
@@ -300,7 +300,7 @@ int BPF_PROG(mount_check, const struct super_block *sb, int ret)
 	long n;
 
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	stats = hook_enter(KRSI_HOOK_SB_KERN_MOUNT);
 	st = policy_state();
 	e = bpf_map_lookup_elem(&mount_scratch, &zero);

@@ -118,7 +118,7 @@ int BPF_PROG(ptrace_attach, struct task_struct *child, unsigned int mode, int re
 	struct krsi_hook_stats *stats;
 
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	if (!(mode & PTRACE_MODE_ATTACH))
 		return 0;
 	stats = hook_enter(KRSI_HOOK_PTRACE_ACCESS);
@@ -131,7 +131,7 @@ int BPF_PROG(ptrace_traceme, struct task_struct *parent, int ret)
 	struct krsi_hook_stats *stats;
 
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	stats = hook_enter(KRSI_HOOK_PTRACE_TRACEME);
 	return ptrace_decide(stats, parent, KRSI_PTRACE_TRACEME, 0);
 }

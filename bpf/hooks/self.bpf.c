@@ -87,7 +87,7 @@ int BPF_PROG(self_task_kill, struct task_struct *p, struct kernel_siginfo *info,
 	struct krsi_self_state *st;
 
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	st = protection();
 	/* Signal 0 only asks whether the process exists. */
 	if (!st || sig == 0 || p->tgid != st->agent_tgid || is_agent(st))
@@ -101,7 +101,7 @@ int BPF_PROG(self_ptrace, struct task_struct *child, unsigned int mode, int ret)
 	struct krsi_self_state *st;
 
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	/*
 	 * Only access to the agent's memory and control of it (ptrace attach,
 	 * /proc/PID/mem, process_vm_*, pidfd_getfd): read-mode checks are what
@@ -144,7 +144,7 @@ int BPF_PROG(self_bpf, int cmd, union bpf_attr *attr, unsigned int size, int ret
 	__u64 pathname;
 
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	st = protection();
 	if (!st || is_agent(st))
 		return 0;
@@ -181,7 +181,7 @@ int BPF_PROG(self_bpf_map, struct bpf_map *map, fmode_t fmode, int ret)
 	struct krsi_self_state *st;
 
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	st = protection();
 	if (!st || is_agent(st) || !is_ours(KRSI_SELF_MAP, map->id))
 		return 0;
@@ -194,18 +194,22 @@ int BPF_PROG(self_bpf_prog, struct bpf_prog *prog, int ret)
 	struct krsi_self_state *st;
 
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	st = protection();
 	if (!st || is_agent(st) || !is_ours(KRSI_SELF_PROG, prog->aux->id))
 		return 0;
 	return tamper(KRSI_TAMPER_BPF_PROG, 0, prog->aux->id);
 }
 
+/*
+ * Read as probes (BPF_CORE_READ): 7.x's verifier holds some of these
+ * pointers as possibly NULL, and a NULL one reads as 0 here.
+ */
 static __always_inline int pin_dir(const struct krsi_self_state *st, struct inode *dir)
 {
-	__u64 ino = dir->i_ino;
+	__u64 ino = BPF_CORE_READ(dir, i_ino);
 
-	return dir->i_sb->s_dev == st->pin_dev &&
+	return dir && BPF_CORE_READ(dir, i_sb, s_dev) == st->pin_dev &&
 	       (ino == st->pin_dir_ino[0] || ino == st->pin_dir_ino[1] || ino == st->pin_dir_ino[2]);
 }
 
@@ -215,11 +219,11 @@ int BPF_PROG(self_unlink, struct inode *dir, struct dentry *dentry, int ret)
 	struct krsi_self_state *st;
 
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	st = protection();
 	if (!st || is_agent(st) || !pin_dir(st, dir))
 		return 0;
-	return tamper(KRSI_TAMPER_PIN_REMOVE, 0, dentry->d_inode ? dentry->d_inode->i_ino : 0);
+	return tamper(KRSI_TAMPER_PIN_REMOVE, 0, BPF_CORE_READ(dentry, d_inode, i_ino));
 }
 
 SEC("lsm/inode_rmdir")
@@ -228,13 +232,13 @@ int BPF_PROG(self_rmdir, struct inode *dir, struct dentry *dentry, int ret)
 	struct krsi_self_state *st;
 
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	st = protection();
 	if (!st || is_agent(st))
 		return 0;
-	if (!pin_dir(st, dir) && !(dentry->d_inode && pin_dir(st, dentry->d_inode)))
+	if (!pin_dir(st, dir) && !pin_dir(st, BPF_CORE_READ(dentry, d_inode)))
 		return 0;
-	return tamper(KRSI_TAMPER_PIN_REMOVE, 0, dentry->d_inode ? dentry->d_inode->i_ino : 0);
+	return tamper(KRSI_TAMPER_PIN_REMOVE, 0, BPF_CORE_READ(dentry, d_inode, i_ino));
 }
 
 SEC("lsm/inode_rename")
@@ -244,11 +248,11 @@ int BPF_PROG(self_rename, struct inode *old_dir, struct dentry *old_dentry, stru
 	struct krsi_self_state *st;
 
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	st = protection();
 	if (!st || is_agent(st) || !(pin_dir(st, old_dir) || pin_dir(st, new_dir)))
 		return 0;
-	return tamper(KRSI_TAMPER_PIN_REMOVE, 1, old_dentry->d_inode ? old_dentry->d_inode->i_ino : 0);
+	return tamper(KRSI_TAMPER_PIN_REMOVE, 1, BPF_CORE_READ(old_dentry, d_inode, i_ino));
 }
 
 SEC("lsm/sb_umount")
@@ -257,7 +261,7 @@ int BPF_PROG(self_umount, struct vfsmount *mnt, int flags, int ret)
 	struct krsi_self_state *st;
 
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	st = protection();
 	if (!st || is_agent(st) || mnt->mnt_sb->s_dev != st->pin_dev)
 		return 0;

@@ -82,7 +82,7 @@ int BPF_PROG(setuid_check, struct cred *new, const struct cred *old, int flags, 
 	struct krsi_hook_stats *stats;
 
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	stats = hook_enter(KRSI_HOOK_SETUID);
 	return setid_decide(stats, new, old, flags, KRSI_SETID_UID);
 }
@@ -93,7 +93,7 @@ int BPF_PROG(setgid_check, struct cred *new, const struct cred *old, int flags, 
 	struct krsi_hook_stats *stats;
 
 	if (ret)
-		return ret;
+		return krsi_pass(ret);
 	stats = hook_enter(KRSI_HOOK_SETGID);
 	return setid_decide(stats, new, old, flags, KRSI_SETID_GID);
 }

@@ -13,5 +13,19 @@
 /* errno values and task flags are macros in the kernel, so BTF lacks them. */
 #define EPERM 1
 #define PF_KTHREAD 0x00200000
+#define MAX_ERRNO 4095
+
+/*
+ * The decision of the LSMs before ours, passed on.  Newer kernels (7.x)
+ * check that an LSM program returns 0 or a negative errno, and an argument
+ * is an unknown value to the verifier: one outside that range cannot come
+ * from a well-formed hook, so it is a denial.
+ */
+static __always_inline int krsi_pass(int ret)
+{
+	if (ret < -MAX_ERRNO || ret > 0)
+		return -EPERM;
+	return ret;
+}
 
 #endif /* KRSI_COMMON_H */
