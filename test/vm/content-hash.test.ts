@@ -15,7 +15,7 @@ import { connectControl, type ControlClient } from '../../src/control/client.js'
 import type { ExecEvent, KrsiEvent } from '../../src/events/schema.js';
 import { parsePolicyText } from '../../src/policy/load.js';
 import { startAgent, type AgentProcess } from '../lib/agent-process.js';
-import { inVm, requireKernel } from '../lib/kernel.js';
+import { requireKernel, POLICY_PROGRAMS, vmSuite } from '../lib/kernel.js';
 import { repoPath } from '../lib/paths.js';
 
 const libload = repoPath('build/test/libload');
@@ -33,7 +33,7 @@ function ended(cmd: string, args: string[]): { pid: number; done: Promise<{ code
   return { pid: child.pid!, done: new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal, out }))) };
 }
 
-describe('content digests computed by the agent (no IMA)', { skip: inVm ? false : 'runs inside `krsi vm`' }, () => {
+describe('content digests computed by the agent (no IMA)', { skip: vmSuite(POLICY_PROGRAMS.min, POLICY_PROGRAMS.feature) }, () => {
   const dir = mkdtempSync('/tmp/krsi-content-');
   let agent: AgentProcess;
   let control: ControlClient;

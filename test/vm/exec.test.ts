@@ -10,7 +10,7 @@ import { fromStatDev, formatDevice } from '../../src/events/devices.js';
 import type { ExecEvent, KrsiEvent } from '../../src/events/schema.js';
 import { parsePolicyText } from '../../src/policy/load.js';
 import type { AgentView } from '../lib/agent-process.js';
-import { inVm, requireKernel } from '../lib/kernel.js';
+import { requireKernel, POLICY_PROGRAMS, vmSuite } from '../lib/kernel.js';
 import { joinSharedAgent, type SuiteAgent } from '../lib/shared-agent.js';
 
 const isExec = (e: KrsiEvent): e is ExecEvent => e.kind === 'exec';
@@ -20,7 +20,7 @@ function identity(path: string): { dev: string; ino: string } {
   return { dev: formatDevice(fromStatDev(st.dev)), ino: st.ino.toString() };
 }
 
-describe('exec events and a deny by inode in the kernel', { skip: inVm ? false : 'runs inside `krsi vm`' }, () => {
+describe('exec events and a deny by inode in the kernel', { skip: vmSuite(POLICY_PROGRAMS.min, POLICY_PROGRAMS.feature) }, () => {
   const dir = mkdtempSync('/tmp/krsi-exec-');
   const truePath = realpathSync('/usr/bin/true');
   const forbidden = join(dir, 'forbidden');

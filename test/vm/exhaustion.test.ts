@@ -17,7 +17,7 @@ import type { AgentEvent, ExecEvent, FileOpenEvent, GapEvent, KrsiEvent } from '
 import { parsePolicyText } from '../../src/policy/load.js';
 import { policyFile, startAgent, type AgentProcess } from '../lib/agent-process.js';
 import { joinSharedAgent } from '../lib/shared-agent.js';
-import { inVm, requireKernel } from '../lib/kernel.js';
+import { requireKernel, POLICY_PROGRAMS, vmSuite } from '../lib/kernel.js';
 
 const isExec = (e: KrsiEvent): e is ExecEvent => e.kind === 'exec';
 const isGap = (e: KrsiEvent): e is GapEvent => e.kind === 'gap';
@@ -79,7 +79,7 @@ function cpuTicks(pid: number): number {
   return Number(fields[11]) + Number(fields[12]);
 }
 
-describe('exhaustion never turns a deny into an allow', { skip: inVm ? false : 'runs inside `krsi vm`' }, () => {
+describe('exhaustion never turns a deny into an allow', { skip: vmSuite(POLICY_PROGRAMS.min, POLICY_PROGRAMS.feature) }, () => {
   const dir = mkdtempSync('/tmp/krsi-exhaust-');
   chmodSync(dir, 0o755);
   const target = join(dir, 'target');

@@ -22,7 +22,7 @@ import { formatDevice, fromStatDev } from '../../src/events/devices.js';
 import type { KrsiEvent } from '../../src/events/schema.js';
 import { parsePolicyText } from '../../src/policy/load.js';
 import type { AgentView } from '../lib/agent-process.js';
-import { inVm, requireKernel } from '../lib/kernel.js';
+import { requireKernel, POLICY_PROGRAMS, vmSuite } from '../lib/kernel.js';
 import { repoPath } from '../lib/paths.js';
 import { joinSharedAgent, type SuiteAgent } from '../lib/shared-agent.js';
 
@@ -82,7 +82,7 @@ function treeModule(name: string): { file: string; image: Buffer } {
 
 const rule = (policy: string, name: string, action = 'deny', mode = 'enforce') => ({ policy, rule: name, action, mode });
 
-describe('kernel modules and mounts', { skip: inVm ? false : 'runs inside `krsi vm`' }, () => {
+describe('kernel modules and mounts', { skip: vmSuite(POLICY_PROGRAMS.min, POLICY_PROGRAMS.feature) }, () => {
   const dir = mkdtempSync('/tmp/krsi-modmount-');
   const cleanups: Array<() => void> = [];
   let suite: SuiteAgent;

@@ -16,14 +16,14 @@ import { after, before, describe, test } from 'node:test';
 import { connectControl } from '../../src/control/client.js';
 import { EventSchema, type ExecEvent, type KrsiEvent } from '../../src/events/schema.js';
 import { krsiBin, startAgent, type AgentProcess } from '../lib/agent-process.js';
-import { inVm, requireKernel } from '../lib/kernel.js';
+import { requireKernel, POLICY_PROGRAMS, vmSuite } from '../lib/kernel.js';
 
 const isExec = (e: KrsiEvent): e is ExecEvent => e.kind === 'exec';
 const denied = (path: string, opts: { uid?: number; gid?: number } = {}): boolean =>
   (spawnSync(path, [], opts).error as NodeJS.ErrnoException | undefined)?.code === 'EPERM';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-describe('operations: status, events, metrics, enrichment, reload', { skip: inVm ? false : 'runs inside `krsi vm`' }, () => {
+describe('operations: status, events, metrics, enrichment, reload', { skip: vmSuite(POLICY_PROGRAMS.min, POLICY_PROGRAMS.feature) }, () => {
   const dir = mkdtempSync('/tmp/krsi-ops-');
   chmodSync(dir, 0o755);
   const target = join(dir, 'target');

@@ -12,7 +12,7 @@ import type { ControlClient } from '../../src/control/client.js';
 import type { ExecEvent, KrsiEvent } from '../../src/events/schema.js';
 import { PolicySchema, type PolicyInput } from '../../src/policy/schema.js';
 import type { AgentView } from '../lib/agent-process.js';
-import { inVm, requireKernel } from '../lib/kernel.js';
+import { requireKernel, POLICY_PROGRAMS, vmSuite } from '../lib/kernel.js';
 import { settled } from '../lib/settle.js';
 import { joinSharedAgent, type SuiteAgent } from '../lib/shared-agent.js';
 import { repoPath } from '../lib/paths.js';
@@ -20,7 +20,7 @@ import { repoPath } from '../lib/paths.js';
 const preload = repoPath('build/test/preload.so');
 const isExec = (e: KrsiEvent): e is ExecEvent => e.kind === 'exec';
 
-describe('exec policy: every selector and action, in the kernel', { skip: inVm ? false : 'runs inside `krsi vm`' }, () => {
+describe('exec policy: every selector and action, in the kernel', { skip: vmSuite(POLICY_PROGRAMS.min, POLICY_PROGRAMS.feature) }, () => {
   const dir = mkdtempSync('/tmp/krsi-pol-');
   let suite: SuiteAgent;
   let agent: AgentView;

@@ -16,7 +16,7 @@ import type { KrsiEvent } from '../../src/events/schema.js';
 import { parsePolicyText } from '../../src/policy/load.js';
 import type { AgentView } from '../lib/agent-process.js';
 import { joinSharedAgent, type SuiteAgent } from '../lib/shared-agent.js';
-import { inVm, requireKernel } from '../lib/kernel.js';
+import { requireKernel, POLICY_PROGRAMS, vmSuite } from '../lib/kernel.js';
 import { repoPath } from '../lib/paths.js';
 
 const fsmount = repoPath('build/test/fsmount');
@@ -64,7 +64,7 @@ function loadedModules(): string[] {
 
 const rule = (policy: string, name: string, action = 'deny', mode = 'enforce') => ({ policy, rule: name, action, mode });
 
-describe('policy hooks besides exec', { skip: inVm ? false : 'runs inside `krsi vm`' }, () => {
+describe('policy hooks besides exec', { skip: vmSuite(POLICY_PROGRAMS.min, POLICY_PROGRAMS.feature) }, () => {
   const dir = mkdtempSync('/tmp/krsi-hooks-');
   const cleanups: Array<() => void> = [];
   let suite: SuiteAgent;

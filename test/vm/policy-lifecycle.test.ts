@@ -9,11 +9,11 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { ExecEvent, KrsiEvent } from '../../src/events/schema.js';
 import { policyFile, startAgent, type AgentProcess } from '../lib/agent-process.js';
-import { inVm, requireKernel } from '../lib/kernel.js';
+import { requireKernel, POLICY_PROGRAMS, vmSuite } from '../lib/kernel.js';
 
 const isExec = (e: KrsiEvent): e is ExecEvent => e.kind === 'exec';
 
-describe('policy and list life cycle through the CLI', { skip: inVm ? false : 'runs inside `krsi vm`' }, () => {
+describe('policy and list life cycle through the CLI', { skip: vmSuite(POLICY_PROGRAMS.min, POLICY_PROGRAMS.feature) }, () => {
   const dir = mkdtempSync('/tmp/krsi-life-');
   const lists = join(dir, 'lists.json');
   const kept = join(dir, 'kept');

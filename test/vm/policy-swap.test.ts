@@ -14,13 +14,13 @@ import { evaluatePolicies } from '../../src/policy/evaluate.js';
 import { PolicySchema, type Policy } from '../../src/policy/schema.js';
 import type { ExecEvent, KrsiEvent } from '../../src/events/schema.js';
 import type { AgentView } from '../lib/agent-process.js';
-import { inVm, requireKernel } from '../lib/kernel.js';
+import { requireKernel, POLICY_PROGRAMS, vmSuite } from '../lib/kernel.js';
 import { settled } from '../lib/settle.js';
 import { joinSharedAgent, type SuiteAgent } from '../lib/shared-agent.js';
 
 const isExec = (e: KrsiEvent): e is ExecEvent => e.kind === 'exec';
 
-describe('atomic policy swaps', { skip: inVm ? false : 'runs inside `krsi vm`' }, () => {
+describe('atomic policy swaps', { skip: vmSuite(POLICY_PROGRAMS.min, POLICY_PROGRAMS.feature) }, () => {
   const dir = mkdtempSync('/tmp/krsi-swap-');
   const a = join(dir, 'a');
   const b = join(dir, 'b');

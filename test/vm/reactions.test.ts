@@ -12,13 +12,13 @@ import type { ExecEvent, KrsiEvent, ReactionEvent } from '../../src/events/schem
 import { parsePolicyText } from '../../src/policy/load.js';
 import { PolicySchema } from '../../src/policy/schema.js';
 import type { AgentView } from '../lib/agent-process.js';
-import { inVm, requireKernel } from '../lib/kernel.js';
+import { requireKernel, POLICY_PROGRAMS, vmSuite } from '../lib/kernel.js';
 import { joinSharedAgent, type SuiteAgent } from '../lib/shared-agent.js';
 
 const isReaction = (e: KrsiEvent): e is ReactionEvent => e.kind === 'reaction';
 const errno = (r: ReturnType<typeof spawnSync>): string | undefined => (r.error as NodeJS.ErrnoException | undefined)?.code;
 
-describe('reactions', { skip: inVm ? false : 'runs inside `krsi vm`' }, () => {
+describe('reactions', { skip: vmSuite(POLICY_PROGRAMS.min, POLICY_PROGRAMS.feature) }, () => {
   const dir = mkdtempSync('/tmp/krsi-react-');
   chmodSync(dir, 0o755);
   const tool = (name: string, extra = ''): string => {

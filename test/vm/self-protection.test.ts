@@ -13,12 +13,12 @@ import type { ExecEvent, KrsiEvent } from '../../src/events/schema.js';
 import { connectControl } from '../../src/control/client.js';
 import { settled } from '../lib/settle.js';
 import { policyFile, startAgent, type AgentProcess } from '../lib/agent-process.js';
-import { inVm, requireKernel } from '../lib/kernel.js';
+import { requireKernel, POLICY_PROGRAMS, vmSuite } from '../lib/kernel.js';
 
 const isExec = (e: KrsiEvent): e is ExecEvent => e.kind === 'exec';
 const denied = (path: string): boolean => (spawnSync(path).error as NodeJS.ErrnoException | undefined)?.code === 'EPERM';
 
-describe('enforcement that outlives the agent', { skip: inVm ? false : 'runs inside `krsi vm`' }, () => {
+describe('enforcement that outlives the agent', { skip: vmSuite(POLICY_PROGRAMS.min, POLICY_PROGRAMS.feature) }, () => {
   const dir = mkdtempSync('/tmp/krsi-self-');
   chmodSync(dir, 0o755);
   const target = join(dir, 'target');

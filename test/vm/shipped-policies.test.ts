@@ -15,7 +15,7 @@ import type { ExecEvent, KrsiEvent } from '../../src/events/schema.js';
 import { loadPolicies } from '../../src/policy/load.js';
 import { startAgent, type AgentProcess } from '../lib/agent-process.js';
 import { settled } from '../lib/settle.js';
-import { atLeast, inVm } from '../lib/kernel.js';
+import { atLeast, POLICY_PROGRAMS, vmSuite } from '../lib/kernel.js';
 import { repoPath } from '../lib/paths.js';
 
 const root = repoPath('');
@@ -55,7 +55,7 @@ function workload(scratch: string): void {
   }
 }
 
-describe('the shipped policies: default from the start, then hardened', { skip: inVm ? false : 'runs inside `krsi vm`' }, () => {
+describe('the shipped policies: default from the start, then hardened', { skip: vmSuite(POLICY_PROGRAMS.min, POLICY_PROGRAMS.feature) }, () => {
   const dir = mkdtempSync('/tmp/krsi-shipped-');
   const scratch = join(dir, 'work');
   const copy = (src: string, name: string): string => {

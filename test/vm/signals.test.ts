@@ -15,7 +15,7 @@ import type { ExecEvent, KrsiEvent } from '../../src/events/schema.js';
 import { parsePolicyText } from '../../src/policy/load.js';
 import type { AgentView } from '../lib/agent-process.js';
 import { joinSharedAgent, type SuiteAgent } from '../lib/shared-agent.js';
-import { atLeast, inVm, requireKernel } from '../lib/kernel.js';
+import { atLeast, requireKernel, POLICY_PROGRAMS, vmSuite } from '../lib/kernel.js';
 import { repoPath } from '../lib/paths.js';
 
 const fixture = (name: string): string => repoPath(`build/test/${name}`);
@@ -35,7 +35,7 @@ const sha256 = (path: string): string => createHash('sha256').update(readFileSyn
 const outcomes = (line: string): Record<string, number> =>
   Object.fromEntries(line.trim().split(' ').map((kv) => [kv.split('=')[0]!, Number(kv.split('=')[1])]));
 
-describe('signals: environment, self-deletion, fileless, libraries, ptrace, bpf, setid', { skip: inVm ? false : 'runs inside `krsi vm`' }, () => {
+describe('signals: environment, self-deletion, fileless, libraries, ptrace, bpf, setid', { skip: vmSuite(POLICY_PROGRAMS.min, POLICY_PROGRAMS.feature) }, () => {
   const dir = mkdtempSync('/tmp/krsi-signals-');
   let suite: SuiteAgent;
   let agent: AgentView;

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { native } from '../../src/bpf/native.js';
 import type { KrsiEvent, TamperEvent } from '../../src/events/schema.js';
 import { policyFile, startAgent, type AgentProcess } from '../lib/agent-process.js';
-import { inVm, requireKernel } from '../lib/kernel.js';
+import { requireKernel, POLICY_PROGRAMS, vmSuite } from '../lib/kernel.js';
 import { repoPath } from '../lib/paths.js';
 
 // One LSM program that allows everything: it loads anywhere krsi does not refuse it.
@@ -46,7 +46,7 @@ function command(cmd: string, args: string[]): { denied: boolean; outcome: strin
   return { denied: r.status !== 0 && DENIED.test(`${r.stdout}${r.stderr}`), outcome: `exit ${r.status}: ${said.slice(0, 80)}` };
 }
 
-describe('tamper suite', { skip: inVm ? false : 'runs inside `krsi vm`' }, () => {
+describe('tamper suite', { skip: vmSuite(POLICY_PROGRAMS.min, POLICY_PROGRAMS.feature) }, () => {
   let agent: AgentProcess;
   const rows: Row[] = [];
   const pinRoot = `/sys/fs/bpf/krsi-tamper-${process.pid}`;
