@@ -17,8 +17,10 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-SEC("lsm/bpf")
-int BPF_PROG(bpf_load_check, int cmd, union bpf_attr *attr, unsigned int size, int ret)
+/*
+ * Both programs of the hook (KRSI_LSM_BPF_PROGRAMS); ret is what an earlier LSM decided.
+ */
+static __always_inline int bpf_load(int cmd, union bpf_attr *attr, int ret)
 {
 	struct krsi_hook_stats *stats;
 	struct krsi_policy_ref ref;
@@ -65,6 +67,8 @@ int BPF_PROG(bpf_load_check, int cmd, union bpf_attr *attr, unsigned int size, i
 	outcome_report(stats, verdict != 0, &e, sizeof(e));
 	return verdict;
 }
+
+KRSI_LSM_BPF_PROGRAMS(bpf_load_check, bpf_load)
 
 /* Built on the stack: named here so that the type reaches the object's BTF (scripts/gen-abi.ts). */
 const struct krsi_bpf_event *krsi_abi_bpf_event __attribute__((unused));

@@ -136,8 +136,7 @@ static __always_inline int under_pin_root(const struct krsi_self_state *st, cons
 	return 1;
 }
 
-SEC("lsm/bpf")
-int BPF_PROG(self_bpf, int cmd, union bpf_attr *attr, unsigned int size, int ret)
+static __always_inline int self_bpf_check(int cmd, union bpf_attr *attr, int ret)
 {
 	struct krsi_self_state *st;
 	__u32 type, id, target_fd;
@@ -173,6 +172,8 @@ int BPF_PROG(self_bpf, int cmd, union bpf_attr *attr, unsigned int size, int ret
 	}
 	return 0;
 }
+
+KRSI_LSM_BPF_PROGRAMS(self_bpf, self_bpf_check)
 
 /* Every fd of a map or program, by id, from a pin or otherwise, passes here. */
 SEC("lsm/bpf_map")

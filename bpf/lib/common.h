@@ -28,4 +28,26 @@ static __always_inline int krsi_pass(int ret)
 	return ret;
 }
 
+/*
+ * The bpf hook's two signatures: 7.x passes `bool kernel` (a call from
+ * inside the kernel) before the earlier LSM's ret.  A program reads its
+ * arguments by position, so there is one program per signature, both
+ * deciding through body(cmd, attr, ret): `name` for the 3-argument hook,
+ * `name`_k for the 4-argument one.  The agent loads the one the kernel's BTF
+ * (bpf_lsm_bpf) fits and leaves the other out (PROGRAM_VARIANTS,
+ * src/agent/kernel-features.ts).
+ */
+#define KRSI_LSM_BPF_PROGRAMS(name, body)							\
+	SEC("lsm/bpf")										\
+	int BPF_PROG(name, int cmd, union bpf_attr *attr, unsigned int size, int ret)		\
+	{											\
+		return body(cmd, attr, ret);							\
+	}											\
+	SEC("lsm/bpf")										\
+	int BPF_PROG(name##_k, int cmd, union bpf_attr *attr, unsigned int size, bool kernel,	\
+		     int ret)									\
+	{											\
+		return body(cmd, attr, ret);							\
+	}
+
 #endif /* KRSI_COMMON_H */

@@ -51,7 +51,7 @@ import { ModuleWatch } from './module-watch.js';
 import { ruleStates } from '../ops/rule-states.js';
 import { ContentHasher, kernelHasImaFileHash } from './content-hasher.js';
 import { DEFAULT_ENV_RECORD, checkEnvRecordNames, watchEnvNames, writeEnvRecord } from './env-record.js';
-import { describeMissing, fitToKernel, probeKernelFeatures, type Feature, type KernelFeatures } from './kernel-features.js';
+import { chooseVariants, describeMissing, fitToKernel, probeKernelFeatures, type Feature, type KernelFeatures } from './kernel-features.js';
 
 export interface AgentOptions {
   /** The BPF object to load; build/bpf/krsi.bpf.o by default. */
@@ -158,6 +158,8 @@ export class Agent implements AgentControl {
   private links: Array<{ program: string; link: BpfLink }> = [];
   /** Programs this kernel cannot load, left out of the load, with the features it lacks. */
   private leftOut = new Map<string, Feature[]>();
+  /** The program loaded for each that has variants (PROGRAM_VARIANTS), by first name. */
+  private variants: ReadonlyMap<string, string> = new Map();
   private adopted = false;
   private locked = false;
   private confinement: Confinement | null = null;
@@ -272,7 +274,8 @@ export class Agent implements AgentControl {
       object.setGlobal('cfg_ima', u32(agent.ima ? 1 : 0));
       if (opts.eventsRingBytes !== undefined) object.map('events').setMaxEntries(opts.eventsRingBytes);
       if (opts.decisionsRingBytes !== undefined) object.map('decisions').setMaxEntries(opts.decisionsRingBytes);
-      agent.leftOut = fitToKernel(object, opts.features ?? probeKernelFeatures());
+      agent.variants = chooseVariants();
+      agent.leftOut = fitToKernel(object, opts.features ?? probeKernelFeatures(), agent.variants);
       if (agent.leftOut.size > 0) {
         log.warn(
           { leftOut: Object.fromEntries([...agent.leftOut].map(([p, f]) => [p, describeMissing(f)])) },
@@ -390,7 +393,7 @@ export class Agent implements AgentControl {
 
   private attach(program: string): void {
     if (this.leftOut.has(program)) return;
-    this.links.push({ program, link: this.object.program(program).attach() });
+    this.links.push({ program, link: this.object.program(this.variants.get(program) ?? program).attach() });
     log.debug({ program }, 'attached');
   }
 

@@ -4,6 +4,7 @@
 // agent starts on an older kernel (5.10) with those programs' rules reported
 // degraded, and why, instead of failing to load. Kernel versions are never
 // checked here: only what the kernel accepts.
+import { kernelFuncParamCount } from '../bpf/btf.js';
 import { native, withoutLibbpfLog, type BpfObject } from '../bpf/native.js';
 import { runProbes } from '../doctor/probes.js';
 import { log } from '../log.js';
@@ -69,6 +70,28 @@ export const PROGRAM_NEEDS: Readonly<Record<string, readonly Feature[]>> = {
   self_exit: [],
 };
 
+/**
+ * Programs written twice because the kernel changed their hook's arguments
+ * (a program reads them by position, the earlier LSM's ret last). The
+ * variant is loaded where the hook's BTF function, the attach target whose
+ * prototype the verifier gives the program, has `args` parameters; the first
+ * name everywhere else. Status, pins and rules know only the first name.
+ */
+export const PROGRAM_VARIANTS: Readonly<Record<string, { variant: string; func: string; args: number }>> = {
+  // 7.x's bpf hook has a 4th argument, `bool kernel`, before ret.
+  bpf_load_check: { variant: 'bpf_load_check_k', func: 'bpf_lsm_bpf', args: 4 },
+  self_bpf: { variant: 'self_bpf_k', func: 'bpf_lsm_bpf', args: 4 },
+};
+
+const variantOf = new Map(Object.entries(PROGRAM_VARIANTS).map(([name, v]) => [v.variant, name]));
+
+/** For each program with variants, the one that fits the running kernel (by the first name). */
+export function chooseVariants(paramCount: (func: string) => number | undefined = kernelFuncParamCount): Map<string, string> {
+  const chosen = new Map<string, string>();
+  for (const [name, v] of Object.entries(PROGRAM_VARIANTS)) chosen.set(name, paramCount(v.func) === v.args ? v.variant : name);
+  return chosen;
+}
+
 /** Probes each capability on the running kernel. */
 export function probeKernelFeatures(): KernelFeatures {
   const probes = runProbes();
@@ -102,16 +125,23 @@ export function describeMissing(missing: readonly Feature[]): string {
 }
 
 /**
- * Before load: leaves out the programs the kernel cannot load, and the maps
- * of types it cannot create (no program left in uses them). Returns the
- * programs left out and why.
+ * Before load: leaves out the programs the kernel cannot load, the variants
+ * that do not fit it, and the maps of types it cannot create (no program
+ * left in uses them). Returns the programs left out and why, by first name.
  */
-export function fitToKernel(object: BpfObject, features: KernelFeatures): Map<string, Feature[]> {
+export function fitToKernel(
+  object: BpfObject,
+  features: KernelFeatures,
+  variants: ReadonlyMap<string, string> = chooseVariants(),
+): Map<string, Feature[]> {
   const leftOut = programsLeftOut(
-    object.programs().map((p) => p.name),
+    object.programs().map((p) => p.name).filter((n) => !variantOf.has(n)),
     features,
   );
-  for (const p of object.programs()) if (leftOut.has(p.name)) p.autoload = false;
+  for (const p of object.programs()) {
+    const name = variantOf.get(p.name) ?? p.name;
+    if (leftOut.has(name) || (variants.get(name) ?? name) !== p.name) p.autoload = false;
+  }
   if (!features.taskStorage) for (const m of object.maps()) if (m.type === 'task_storage') m.autocreate = false;
   return leftOut;
 }

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { native } from '../../src/bpf/native.js';
-import { ALL_FEATURES, PROGRAM_NEEDS, programsLeftOut } from '../../src/agent/kernel-features.js';
+import { ALL_FEATURES, chooseVariants, PROGRAM_NEEDS, PROGRAM_VARIANTS, programsLeftOut } from '../../src/agent/kernel-features.js';
 import { ruleStates } from '../../src/ops/rule-states.js';
 import { bpfObjects } from '../../src/paths.js';
 import type { Policy } from '../../src/policy/schema.js';
@@ -11,8 +11,14 @@ import type { Policy } from '../../src/policy/schema.js';
 test('every program of krsi.bpf.o declares its needs', () => {
   const object = native.BpfObject.openFile(bpfObjects.agent);
   try {
+    const variants = Object.values(PROGRAM_VARIANTS).map((v) => v.variant);
     const names = object.programs().map((p) => p.name);
-    assert.deepEqual(names.filter((n) => PROGRAM_NEEDS[n] === undefined), [], 'programs without a PROGRAM_NEEDS entry');
+    assert.deepEqual(names.filter((n) => PROGRAM_NEEDS[n] === undefined && !variants.includes(n)), [], 'programs without a PROGRAM_NEEDS entry');
+    assert.deepEqual(variants.filter((n) => !names.includes(n)), [], 'variants that are gone');
+    for (const p of object.programs()) {
+      const first = Object.entries(PROGRAM_VARIANTS).find(([, v]) => v.variant === p.name)?.[0];
+      if (first !== undefined) assert.equal(p.section, object.program(first).section, `${p.name} attaches where ${first} does`);
+    }
     assert.deepEqual(Object.keys(PROGRAM_NEEDS).filter((n) => !names.includes(n)), [], 'entries of programs that are gone');
   } finally {
     object.close();
@@ -45,4 +51,11 @@ test('a rule whose program is left out is degraded, naming what the kernel lacks
   });
   assert.equal(state?.state, 'degraded');
   assert.equal(state?.reason, 'not attached on this kernel: exec_check (the kernel lacks the bpf_loop helper)');
+});
+
+test('the bpf hook programs: the 4-argument variants where bpf_lsm_bpf takes 4 (7.x), the others elsewhere', () => {
+  const chosen = (args: number | undefined): string[] => [...chooseVariants((f) => (f === 'bpf_lsm_bpf' ? args : undefined)).values()];
+  assert.deepEqual(chosen(3), ['bpf_load_check', 'self_bpf']);
+  assert.deepEqual(chosen(4), ['bpf_load_check_k', 'self_bpf_k']);
+  assert.deepEqual(chosen(undefined), ['bpf_load_check', 'self_bpf'], 'no BTF: the long-standing signature');
 });
