@@ -5,90 +5,34 @@
 // degraded, and why, instead of failing to load. Kernel versions are never
 // checked here: only what the kernel accepts.
 import { kernelFuncParamCount } from '../bpf/btf.js';
+import { FEATURES, type Feature, type KernelFeatures } from '../bpf/features.js';
 import { native, withoutLibbpfLog, type BpfObject } from '../bpf/native.js';
 import { runProbes } from '../doctor/probes.js';
+import type { ProgramVariant } from '../families/family.js';
+import { PROGRAMS } from '../families/index.js';
 import { log } from '../log.js';
 
-export const FEATURES = {
-  lsmSleepable: 'sleepable LSM programs (lsm.s/)',
-  loop: 'the bpf_loop helper',
-  currentTaskBtf: 'the bpf_get_current_task_btf helper',
-  taskStorage: 'task storage maps',
-  iterDPath: 'bpf_d_path in task iterators',
-} as const;
+export { ALL_FEATURES, FEATURES, type Feature, type KernelFeatures } from '../bpf/features.js';
 
-export type Feature = keyof typeof FEATURES;
-export type KernelFeatures = Record<Feature, boolean>;
+/** Each program of krsi.bpf.o and the features it needs (its family's ProgramSpec.needs). */
+export const PROGRAM_NEEDS: Readonly<Record<string, readonly Feature[]>> = Object.fromEntries(PROGRAMS.map((p) => [p.program, p.needs]));
 
-/** Every capability the kernel has; what tests and callers pass to skip probing. */
-export const ALL_FEATURES: KernelFeatures = { lsmSleepable: true, loop: true, currentTaskBtf: true, taskStorage: true, iterDPath: true };
+/** The programs with a variant (ProgramSpec.variant), by first name. */
+export const PROGRAM_VARIANTS: Readonly<Record<string, ProgramVariant>> = Object.fromEntries(
+  PROGRAMS.flatMap((p) => (p.variant === undefined ? [] : [[p.program, p.variant] as const])),
+);
 
-/**
- * What the policy programs need: the policy engine (bpf/lib/policy.bpf.c)
- * walks with bpf_loop, keeps binary classes in task storage and reads the
- * current task through bpf_get_current_task_btf.
- */
-const POLICY: readonly Feature[] = ['loop', 'taskStorage', 'currentTaskBtf'];
-
-/** Each program of krsi.bpf.o and the features it needs, beyond BPF LSM, ring buffers and BTF. */
-export const PROGRAM_NEEDS: Readonly<Record<string, readonly Feature[]>> = {
-  lineage_fork: ['taskStorage'],
-  exec_committed: POLICY,
-  exec_env_scan: ['lsmSleepable', ...POLICY],
-  mount_request: ['currentTaskBtf', 'taskStorage'],
-  module_loaded: ['currentTaskBtf'],
-  module_freed: ['currentTaskBtf'],
-  exec_check: POLICY,
-  exec_hash: ['lsmSleepable', ...POLICY],
-  file_open: POLICY,
-  file_unlink: POLICY,
-  file_rename: POLICY,
-  mount_check: POLICY,
-  module_read: POLICY,
-  module_hash: ['lsmSleepable', ...POLICY],
-  module_data: POLICY,
-  connect_check: POLICY,
-  mmap_check: POLICY,
-  mmap_hash: ['lsmSleepable', ...POLICY],
-  mprotect_check: POLICY,
-  ptrace_attach: POLICY,
-  ptrace_traceme: POLICY,
-  bpf_load_check: POLICY,
-  setuid_check: POLICY,
-  setgid_check: POLICY,
-  proc_snapshot: ['iterDPath'],
-  // Self-protection reports the attempts it denies with the task's identity.
-  self_task_kill: ['currentTaskBtf'],
-  self_ptrace: ['currentTaskBtf'],
-  self_bpf: ['currentTaskBtf'],
-  self_bpf_map: ['currentTaskBtf'],
-  self_bpf_prog: ['currentTaskBtf'],
-  self_unlink: ['currentTaskBtf'],
-  self_rmdir: ['currentTaskBtf'],
-  self_rename: ['currentTaskBtf'],
-  self_umount: ['currentTaskBtf'],
-  self_exit: [],
-};
-
-/**
- * Programs written twice because the kernel changed their hook's arguments
- * (a program reads them by position, the earlier LSM's ret last). The
- * variant is loaded where the hook's BTF function, the attach target whose
- * prototype the verifier gives the program, has `args` parameters; the first
- * name everywhere else. Status, pins and rules know only the first name.
- */
-export const PROGRAM_VARIANTS: Readonly<Record<string, { variant: string; func: string; args: number }>> = {
-  // 7.x's bpf hook has a 4th argument, `bool kernel`, before ret.
-  bpf_load_check: { variant: 'bpf_load_check_k', func: 'bpf_lsm_bpf', args: 4 },
-  self_bpf: { variant: 'self_bpf_k', func: 'bpf_lsm_bpf', args: 4 },
-};
-
-const variantOf = new Map(Object.entries(PROGRAM_VARIANTS).map(([name, v]) => [v.variant, name]));
+const variantOf = new Map(Object.entries(PROGRAM_VARIANTS).map(([name, v]) => [v.program, name]));
 
 /** For each program with variants, the one that fits the running kernel (by the first name). */
 export function chooseVariants(paramCount: (func: string) => number | undefined = kernelFuncParamCount): Map<string, string> {
   const chosen = new Map<string, string>();
-  for (const [name, v] of Object.entries(PROGRAM_VARIANTS)) chosen.set(name, paramCount(v.func) === v.args ? v.variant : name);
+  const counts = new Map<string, number | undefined>();
+  for (const [name, v] of Object.entries(PROGRAM_VARIANTS)) {
+    // The kernel's BTF is read once per function, not once per program.
+    if (!counts.has(v.func)) counts.set(v.func, paramCount(v.func));
+    chosen.set(name, counts.get(v.func) === v.args ? v.program : name);
+  }
   return chosen;
 }
 

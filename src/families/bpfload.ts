@@ -5,11 +5,21 @@ import { BpfEventSchema, decodeBpfRecord } from '../events/bpf.js';
 import { quoteArg } from '../events/text.js';
 import { BPF_PROG_TYPES, progTypeNumber } from '../policy/bpf-prog-types.js';
 import { valueSet } from '../policy/selector-values.js';
-import { defineFamily, eventSpec, policyHook } from './family.js';
+import { defineFamily, eventSpec, POLICY_NEEDS, policyHook } from './family.js';
 
 export const bpfload = defineFamily({
   name: 'bpfload',
-  programs: [{ program: 'bpf_load_check', hook: 'bpf', counter: KRSI_HOOK_BPF, role: 'enforcing' }],
+  programs: [
+    {
+      program: 'bpf_load_check',
+      hook: 'bpf',
+      counter: KRSI_HOOK_BPF,
+      role: 'enforcing',
+      needs: POLICY_NEEDS,
+      // 7.x's bpf hook has a 4th argument, `bool kernel`, before ret.
+      variant: { program: 'bpf_load_check_k', func: 'bpf_lsm_bpf', args: 4 },
+    },
+  ],
   policyHooks: [
     policyHook('bpf', KRSI_PHOOK_BPF, { selectors: ['prog_type'], programs: ['bpf_load_check'] }),
   ],

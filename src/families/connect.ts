@@ -3,11 +3,11 @@ import { z } from 'zod';
 import { KRSI_DIM_ADDRESS, KRSI_DIM_PORT, KRSI_EVENT_CONNECT, KRSI_HOOK_SOCKET_CONNECT, KRSI_PHOOK_CONNECT } from '../abi/generated.js';
 import { ConnectEventSchema, decodeConnectRecord } from '../events/connect.js';
 import { cidr, parseCidr, port, valueSet } from '../policy/selector-values.js';
-import { defineFamily, eventSpec, policyHook } from './family.js';
+import { defineFamily, eventSpec, POLICY_NEEDS, policyHook } from './family.js';
 
 export const connect = defineFamily({
   name: 'connect',
-  programs: [{ program: 'connect_check', hook: 'socket_connect', counter: KRSI_HOOK_SOCKET_CONNECT, role: 'enforcing' }],
+  programs: [{ program: 'connect_check', hook: 'socket_connect', counter: KRSI_HOOK_SOCKET_CONNECT, role: 'enforcing', needs: POLICY_NEEDS }],
   policyHooks: [
     policyHook('connect', KRSI_PHOOK_CONNECT, { selectors: ['address', 'port'], programs: ['connect_check'] }),
   ],

@@ -14,19 +14,19 @@ import {
 import { ExecEventSchema, decodeExecRecord } from '../events/exec.js';
 import { nonEmpty } from '../policy/fact-values.js';
 import { stringSet } from '../policy/selector-values.js';
-import { defineFamily, eventSpec, policyHook } from './family.js';
+import { defineFamily, eventSpec, POLICY_NEEDS, policyHook } from './family.js';
 
 export const exec = defineFamily({
   name: 'exec',
   programs: [
-    { program: 'exec_committed', hook: 'bprm_committed_creds', counter: KRSI_HOOK_BPRM_COMMITTED, role: 'bookkeeping' },
+    { program: 'exec_committed', hook: 'bprm_committed_creds', counter: KRSI_HOOK_BPRM_COMMITTED, role: 'bookkeeping', needs: POLICY_NEEDS },
     // Sleepable: the new image's environment. Attached after exec_committed so
     // that it runs before it: BPF LSM trampolines run the most recently attached
     // program first.
-    { program: 'exec_env_scan', hook: 'bprm_committed_creds (environment)', counter: KRSI_HOOK_EXEC_ENV, role: 'bookkeeping' },
-    { program: 'exec_check', hook: 'bprm_check_security', counter: KRSI_HOOK_BPRM_CHECK, role: 'enforcing' },
+    { program: 'exec_env_scan', hook: 'bprm_committed_creds (environment)', counter: KRSI_HOOK_EXEC_ENV, role: 'bookkeeping', needs: ['lsmSleepable', ...POLICY_NEEDS] },
+    { program: 'exec_check', hook: 'bprm_check_security', counter: KRSI_HOOK_BPRM_CHECK, role: 'enforcing', needs: POLICY_NEEDS },
     // Attached after exec_check so that it runs before it, for the same reason.
-    { program: 'exec_hash', hook: 'bprm_check_security (IMA hash)', counter: KRSI_HOOK_EXEC_HASH, role: 'enforcing' },
+    { program: 'exec_hash', hook: 'bprm_check_security (IMA hash)', counter: KRSI_HOOK_EXEC_HASH, role: 'enforcing', needs: ['lsmSleepable', ...POLICY_NEEDS] },
   ],
   policyHooks: [
     policyHook('exec', KRSI_PHOOK_EXEC, { selectors: ['env', 'fileless'], programs: ['exec_check'], actions: ['audit', 'allow', 'deny', 'kill', 'secureexec'] }),

@@ -4,6 +4,7 @@
 // compiler, the decoders, the agent's attach order, `krsi status`, the
 // bench's empty twins and docs/events.md are all derived from it.
 import type { z } from 'zod';
+import type { Feature } from '../bpf/features.js';
 import type { DecodeContext } from '../events/decode.js';
 import type { ActionName, ListType } from '../policy/schema.js';
 
@@ -26,7 +27,32 @@ export interface ProgramSpec {
   /** Counters index (KRSI_HOOK_*); none for self-protection and iterators, which count elsewhere. */
   counter?: number;
   role: ProgramRole;
+  /** What it needs of the kernel: without one, it is left out of the load and its rules are degraded. */
+  needs: readonly Feature[];
+  /** A second program for kernels whose hook has another signature. */
+  variant?: ProgramVariant;
 }
+
+/**
+ * A program written twice because the kernel changed its hook's arguments (a
+ * program reads them by position, the earlier LSM's ret last). `program` is
+ * loaded where the hook's BTF function, the attach target whose prototype
+ * the verifier gives the program, has `args` parameters; the first name
+ * everywhere else. Status, pins and rules know only the first name.
+ */
+export interface ProgramVariant {
+  program: string;
+  /** The kernel function whose parameters are counted (bpf_lsm_<hook>). */
+  func: string;
+  args: number;
+}
+
+/**
+ * What a program deciding a policy hook needs: the policy engine
+ * (bpf/lib/policy.bpf.c) walks with bpf_loop, keeps binary classes in task
+ * storage and reads the current task through bpf_get_current_task_btf.
+ */
+export const POLICY_NEEDS: readonly Feature[] = ['loop', 'taskStorage', 'currentTaskBtf'];
 
 /** A selector dimension a family adds to the policy language. */
 export interface SelectorSpec<S extends z.ZodType = z.ZodType> {

@@ -5,15 +5,15 @@ import { FileOpenEventSchema, FileUnlinkEventSchema, decodeFileOpenRecord, decod
 import { printable } from '../events/text.js';
 import { nonEmpty } from '../policy/fact-values.js';
 import { PathSelectorSchema } from '../policy/selector-values.js';
-import { defineFamily, eventSpec, policyHook } from './family.js';
+import { defineFamily, eventSpec, POLICY_NEEDS, policyHook } from './family.js';
 
 export const file = defineFamily({
   name: 'file',
   programs: [
-    { program: 'file_open', hook: 'file_open', counter: KRSI_HOOK_FILE_OPEN, role: 'enforcing' },
-    { program: 'file_unlink', hook: 'path_unlink', counter: KRSI_HOOK_PATH_UNLINK, role: 'enforcing' },
+    { program: 'file_open', hook: 'file_open', counter: KRSI_HOOK_FILE_OPEN, role: 'enforcing', needs: POLICY_NEEDS },
+    { program: 'file_unlink', hook: 'path_unlink', counter: KRSI_HOOK_PATH_UNLINK, role: 'enforcing', needs: POLICY_NEEDS },
     // A rename(2) over an existing file: the file_unlink policy hook.
-    { program: 'file_rename', hook: 'path_rename', counter: KRSI_HOOK_PATH_RENAME, role: 'enforcing' },
+    { program: 'file_rename', hook: 'path_rename', counter: KRSI_HOOK_PATH_RENAME, role: 'enforcing', needs: POLICY_NEEDS },
   ],
   policyHooks: [
     policyHook('file_open', KRSI_PHOOK_FILE_OPEN, { selectors: ['file'], programs: ['file_open'] }),

@@ -62,7 +62,7 @@ function unique<T>(what: string, values: readonly T[]): void {
     seen.add(v);
   }
 }
-unique('program', PROGRAMS.map((p) => p.program));
+unique('program', PROGRAMS.flatMap((p) => (p.variant === undefined ? [p.program] : [p.program, p.variant.program])));
 unique('counter index', PROGRAMS.flatMap((p) => (p.counter === undefined ? [] : [p.counter])));
 unique('policy hook', POLICY_HOOKS.map((h) => h.name));
 unique('policy hook id', POLICY_HOOKS.map((h) => h.id));

@@ -12,9 +12,9 @@ const executable = ['path', 'inode', 'sha256'] as const;
 export const lineage = defineFamily({
   name: 'lineage',
   programs: [
-    { program: 'lineage_fork', hook: 'sched_process_fork', counter: KRSI_HOOK_TASK_FORK, role: 'bookkeeping' },
+    { program: 'lineage_fork', hook: 'sched_process_fork', counter: KRSI_HOOK_TASK_FORK, role: 'bookkeeping', needs: ['taskStorage'] },
     // bpf/hooks/proc_snapshot.bpf.c: the processes older than the agent, read once at start.
-    { program: 'proc_snapshot', hook: 'iter/task', role: 'on-demand' },
+    { program: 'proc_snapshot', hook: 'iter/task', role: 'on-demand', needs: ['iterDPath'] },
   ],
   policyHooks: [],
   selectors: {

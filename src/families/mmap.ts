@@ -5,15 +5,15 @@ import { MmapExecEventSchema, decodeMmapRecord } from '../events/mmap.js';
 import { printable } from '../events/text.js';
 import { BinaryFactsSchema } from '../policy/fact-values.js';
 import { BinarySelectorSchema } from '../policy/selector-values.js';
-import { defineFamily, eventSpec, policyHook } from './family.js';
+import { defineFamily, eventSpec, POLICY_NEEDS, policyHook } from './family.js';
 
 export const mmap = defineFamily({
   name: 'mmap',
   programs: [
-    { program: 'mmap_check', hook: 'mmap_file', counter: KRSI_HOOK_MMAP_FILE, role: 'enforcing' },
+    { program: 'mmap_check', hook: 'mmap_file', counter: KRSI_HOOK_MMAP_FILE, role: 'enforcing', needs: POLICY_NEEDS },
     // After mmap_check, so that it runs first and the digest is there for it.
-    { program: 'mmap_hash', hook: 'mmap_file (IMA hash)', counter: KRSI_HOOK_MMAP_HASH, role: 'enforcing' },
-    { program: 'mprotect_check', hook: 'file_mprotect', counter: KRSI_HOOK_FILE_MPROTECT, role: 'enforcing' },
+    { program: 'mmap_hash', hook: 'mmap_file (IMA hash)', counter: KRSI_HOOK_MMAP_HASH, role: 'enforcing', needs: ['lsmSleepable', ...POLICY_NEEDS] },
+    { program: 'mprotect_check', hook: 'file_mprotect', counter: KRSI_HOOK_FILE_MPROTECT, role: 'enforcing', needs: POLICY_NEEDS },
   ],
   policyHooks: [
     policyHook('mmap_exec', KRSI_PHOOK_MMAP_EXEC, { selectors: ['library'], programs: ['mmap_check', 'mprotect_check'] }),

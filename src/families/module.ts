@@ -16,19 +16,19 @@ import { ModuleHiddenEventSchema, ModuleLoadEventSchema, decodeModuleRecord } fr
 import { printable } from '../events/text.js';
 import { nonEmpty } from '../policy/fact-values.js';
 import { sha256, stringSet, valueSet } from '../policy/selector-values.js';
-import { defineFamily, eventSpec, policyHook } from './family.js';
+import { defineFamily, eventSpec, POLICY_NEEDS, policyHook } from './family.js';
 
 export const module = defineFamily({
   name: 'module',
   programs: [
     // Which modules the kernel formed and freed: the hidden-module tracker's input.
-    { program: 'module_loaded', hook: 'module_load (tracepoint)', counter: KRSI_HOOK_MODULE_LOADED, role: 'bookkeeping' },
-    { program: 'module_freed', hook: 'module_free (tracepoint)', counter: KRSI_HOOK_MODULE_FREED, role: 'bookkeeping' },
-    { program: 'module_read', hook: 'kernel_read_file', counter: KRSI_HOOK_KERNEL_READ_FILE, role: 'enforcing' },
+    { program: 'module_loaded', hook: 'module_load (tracepoint)', counter: KRSI_HOOK_MODULE_LOADED, role: 'bookkeeping', needs: ['currentTaskBtf'] },
+    { program: 'module_freed', hook: 'module_free (tracepoint)', counter: KRSI_HOOK_MODULE_FREED, role: 'bookkeeping', needs: ['currentTaskBtf'] },
+    { program: 'module_read', hook: 'kernel_read_file', counter: KRSI_HOOK_KERNEL_READ_FILE, role: 'enforcing', needs: POLICY_NEEDS },
     // Attached after module_read so that it runs before it: the file's IMA digest.
-    { program: 'module_hash', hook: 'kernel_read_file (IMA hash)', counter: KRSI_HOOK_MODULE_HASH, role: 'enforcing' },
+    { program: 'module_hash', hook: 'kernel_read_file (IMA hash)', counter: KRSI_HOOK_MODULE_HASH, role: 'enforcing', needs: ['lsmSleepable', ...POLICY_NEEDS] },
     // init_module(2): the image is there after the copy, with the module's name.
-    { program: 'module_data', hook: 'kernel_post_load_data', counter: KRSI_HOOK_KERNEL_LOAD_DATA, role: 'enforcing' },
+    { program: 'module_data', hook: 'kernel_post_load_data', counter: KRSI_HOOK_KERNEL_LOAD_DATA, role: 'enforcing', needs: POLICY_NEEDS },
   ],
   policyHooks: [
     policyHook('module_load', KRSI_PHOOK_MODULE_LOAD, { selectors: ['module', 'file', 'sha256'], programs: ['module_read', 'module_data'] }),

@@ -16,14 +16,14 @@ import { MountEventSchema, decodeMountRecord } from '../events/mount.js';
 import { printable, quoteArg } from '../events/text.js';
 import { majorMinor, nonEmpty } from '../policy/fact-values.js';
 import { PathSelectorSchema, busSet, device, stringSet, valueSet } from '../policy/selector-values.js';
-import { defineFamily, eventSpec, policyHook } from './family.js';
+import { defineFamily, eventSpec, POLICY_NEEDS, policyHook } from './family.js';
 
 export const mount = defineFamily({
   name: 'mount',
   programs: [
     // What sb_kern_mount cannot see of a mount(2): its source, flags and mountpoint.
-    { program: 'mount_request', hook: 'sb_mount', counter: KRSI_HOOK_SB_MOUNT, role: 'bookkeeping' },
-    { program: 'mount_check', hook: 'sb_kern_mount', counter: KRSI_HOOK_SB_KERN_MOUNT, role: 'enforcing' },
+    { program: 'mount_request', hook: 'sb_mount', counter: KRSI_HOOK_SB_MOUNT, role: 'bookkeeping', needs: ['currentTaskBtf', 'taskStorage'] },
+    { program: 'mount_check', hook: 'sb_kern_mount', counter: KRSI_HOOK_SB_KERN_MOUNT, role: 'enforcing', needs: POLICY_NEEDS },
   ],
   policyHooks: [
     policyHook('mount', KRSI_PHOOK_MOUNT, { selectors: ['fstype', 'source', 'device', 'bus', 'removable'], programs: ['mount_check'] }),

@@ -5,13 +5,13 @@ import { PtraceEventSchema, decodePtraceRecord } from '../events/ptrace.js';
 import { printable, quoteArg } from '../events/text.js';
 import { BinaryFactsSchema } from '../policy/fact-values.js';
 import { BinarySelectorSchema } from '../policy/selector-values.js';
-import { defineFamily, eventSpec, policyHook } from './family.js';
+import { defineFamily, eventSpec, POLICY_NEEDS, policyHook } from './family.js';
 
 export const ptrace = defineFamily({
   name: 'ptrace',
   programs: [
-    { program: 'ptrace_attach', hook: 'ptrace_access_check', counter: KRSI_HOOK_PTRACE_ACCESS, role: 'enforcing' },
-    { program: 'ptrace_traceme', hook: 'ptrace_traceme', counter: KRSI_HOOK_PTRACE_TRACEME, role: 'enforcing' },
+    { program: 'ptrace_attach', hook: 'ptrace_access_check', counter: KRSI_HOOK_PTRACE_ACCESS, role: 'enforcing', needs: POLICY_NEEDS },
+    { program: 'ptrace_traceme', hook: 'ptrace_traceme', counter: KRSI_HOOK_PTRACE_TRACEME, role: 'enforcing', needs: POLICY_NEEDS },
   ],
   policyHooks: [
     policyHook('ptrace', KRSI_PHOOK_PTRACE, { selectors: ['target'], programs: ['ptrace_attach', 'ptrace_traceme'] }),

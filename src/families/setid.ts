@@ -3,13 +3,13 @@ import { KRSI_DIM_NEW_GID, KRSI_DIM_NEW_UID, KRSI_EVENT_SETID, KRSI_HOOK_SETGID,
 import { SetidEventSchema, decodeSetidRecord } from '../events/setid.js';
 import { u32 } from '../policy/fact-values.js';
 import { idSet } from '../policy/selector-values.js';
-import { defineFamily, eventSpec, policyHook } from './family.js';
+import { defineFamily, eventSpec, POLICY_NEEDS, policyHook } from './family.js';
 
 export const setid = defineFamily({
   name: 'setid',
   programs: [
-    { program: 'setuid_check', hook: 'task_fix_setuid', counter: KRSI_HOOK_SETUID, role: 'enforcing' },
-    { program: 'setgid_check', hook: 'task_fix_setgid', counter: KRSI_HOOK_SETGID, role: 'enforcing' },
+    { program: 'setuid_check', hook: 'task_fix_setuid', counter: KRSI_HOOK_SETUID, role: 'enforcing', needs: POLICY_NEEDS },
+    { program: 'setgid_check', hook: 'task_fix_setgid', counter: KRSI_HOOK_SETGID, role: 'enforcing', needs: POLICY_NEEDS },
   ],
   policyHooks: [
     policyHook('setid', KRSI_PHOOK_SETID, { selectors: ['new_uid', 'new_gid'], programs: ['setuid_check', 'setgid_check'] }),

@@ -11,12 +11,12 @@ import type { Policy } from '../../src/policy/schema.js';
 test('every program of krsi.bpf.o declares its needs', () => {
   const object = native.BpfObject.openFile(bpfObjects.agent);
   try {
-    const variants = Object.values(PROGRAM_VARIANTS).map((v) => v.variant);
+    const variants = Object.values(PROGRAM_VARIANTS).map((v) => v.program);
     const names = object.programs().map((p) => p.name);
     assert.deepEqual(names.filter((n) => PROGRAM_NEEDS[n] === undefined && !variants.includes(n)), [], 'programs without a PROGRAM_NEEDS entry');
     assert.deepEqual(variants.filter((n) => !names.includes(n)), [], 'variants that are gone');
     for (const p of object.programs()) {
-      const first = Object.entries(PROGRAM_VARIANTS).find(([, v]) => v.variant === p.name)?.[0];
+      const first = Object.entries(PROGRAM_VARIANTS).find(([, v]) => v.program === p.name)?.[0];
       if (first !== undefined) assert.equal(p.section, object.program(first).section, `${p.name} attaches where ${first} does`);
     }
     assert.deepEqual(Object.keys(PROGRAM_NEEDS).filter((n) => !names.includes(n)), [], 'entries of programs that are gone');
