@@ -1,6 +1,6 @@
 // Where the ABI comes from and where its decoders go.
 import { fileURLToPath } from 'node:url';
-import { readObjectBtf } from '../../src/abi/btf.js';
+import { readObjectBtf } from '../../src/bpf/btf.js';
 import { abiFingerprint, abiVersionOf, structLayouts, type StructLayout } from '../../src/abi/layouts.js';
 import { headerStructs, readHeaderConstants } from './btf.js';
 import { renderAbiModule } from './abi-render.js';

@@ -4,7 +4,7 @@
 // src/abi/generated.ts and bpf/include/abi_version.h; the agent recomputes it
 // from the object it loads and refuses an object whose layouts differ.
 import { createHash } from 'node:crypto';
-import type { BtfType } from './btf.js';
+import type { BtfType } from '../bpf/btf.js';
 
 export type ScalarKind = 'u8' | 'u16' | 'u32' | 'u64' | 's8' | 's16' | 's32' | 's64';
 

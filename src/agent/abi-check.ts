@@ -4,7 +4,7 @@
 // object and an agent built from different sources) is refused before
 // anything is loaded, instead of decoding records as the wrong layout.
 import { KRSI_ABI_FINGERPRINT, KRSI_ABI_STRUCTS } from '../abi/generated.js';
-import { readObjectBtf } from '../abi/btf.js';
+import { readObjectBtf } from '../bpf/btf.js';
 import { abiFingerprint, structLayouts } from '../abi/layouts.js';
 
 export class AbiMismatchError extends Error {}
