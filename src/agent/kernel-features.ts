@@ -5,7 +5,7 @@
 // degraded, and why, instead of failing to load. Kernel versions are never
 // checked here: only what the kernel accepts.
 import { kernelFuncParamCount } from '../bpf/btf.js';
-import { FEATURES, type Feature, type KernelFeatures } from '../bpf/features.js';
+import { ALL_FEATURES, FEATURES, type Feature, type KernelFeatures } from '../bpf/features.js';
 import { native, withoutLibbpfLog, type BpfObject } from '../bpf/native.js';
 import { runProbes } from '../doctor/probes.js';
 import type { ProgramVariant } from '../families/family.js';
@@ -39,6 +39,11 @@ export function chooseVariants(paramCount: (func: string) => number | undefined 
 /** Probes each capability on the running kernel. */
 export function probeKernelFeatures(): KernelFeatures {
   const probes = runProbes();
+  // The probes are LSM programs: a kernel that refuses LSM programs
+  // altogether (no BPF trampolines, as this project's host) fails them all
+  // and has no feature to leave out for. Nothing is left out, and the load
+  // fails with the kernel's own refusal (`krsi run` exits 3, naming it).
+  if (!probes.lsm.ok) return ALL_FEATURES;
   let taskStorage = false;
   try {
     taskStorage = withoutLibbpfLog(() => native.probeMapType('task_storage'));
