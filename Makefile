@@ -10,7 +10,9 @@ MAKEFLAGS += --no-builtin-rules
 ARCH ?= x86
 CLANG ?= clang
 BPFTOOL ?= bpftool
-VM_KERNELS ?= 6.1 6.12
+# Debian's kernels the VM suites boot, two side by side (one per CPU):
+# bullseye's 5.10, bookworm's 6.1 and 6.12, sid's 7.2 (src/vm/kernels.ts).
+VM_KERNELS ?= 5.10 6.1 6.12 7.2
 KRSI_CACHE_DIR ?= /var/cache/krsi
 export KRSI_CACHE_DIR
 
